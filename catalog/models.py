@@ -1,0 +1,202 @@
+"""Catalogue and taxonomy: products, their images, the category tree and the
+attribute vocabulary. Fields, constraints and indexes only; the work happens
+in services (importers, images, taxonomy)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+
+
+class Category(models.Model):
+    """A node of the category tree. `path` is the materialised "A > B > C" of
+    names, kept by the taxonomy services, so search and ordering need no joins."""
+
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=255, unique=True)
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="children"
+    )
+    path = models.CharField(max_length=1000, db_index=True)
+    depth = models.PositiveSmallIntegerField(default=0)
+    synonyms = models.JSONField(default=list, blank=True)
+    is_active = models.BooleanField(default=True)
+    review_threshold = models.FloatField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Overrides REVIEW_THRESHOLD for products in this category.",
+    )
+    google_id = models.PositiveIntegerField(null=True, blank=True, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["path"]
+        verbose_name_plural = "categories"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["parent", "name"], name="category_unique_name_in_parent"
+            ),
+            models.UniqueConstraint(
+                fields=["name"],
+                condition=models.Q(parent__isnull=True),
+                name="category_unique_root_name",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.path
+
+    @property
+    def path_names(self) -> list[str]:
+        return self.path.split(" > ")
+
+
+class Attribute(models.Model):
+    """A kind of metadata with a closed vocabulary: color, material, style..."""
+
+    code = models.SlugField(max_length=50, unique=True)
+    name = models.CharField(max_length=100)
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["position", "code"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class AttributeValue(models.Model):
+    attribute = models.ForeignKey(Attribute, on_delete=models.CASCADE, related_name="values")
+    name = models.CharField(max_length=100)
+    synonyms = models.JSONField(default=list, blank=True)
+    hex = models.CharField(max_length=7, blank=True, help_text="#rrggbb, for colours")
+    is_active = models.BooleanField(default=True)
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["attribute", "position", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["attribute", "name"], name="attribute_value_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.attribute.code}: {self.name}"
+
+
+class Product(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        ANNOTATING = "annotating", "Annotating"
+        AUTO_ACCEPTED = "auto_accepted", "Auto-accepted"
+        NEEDS_REVIEW = "needs_review", "Needs review"
+        REVIEWED = "reviewed", "Reviewed"
+        REJECTED = "rejected", "Rejected"
+        FAILED = "failed", "Failed"
+
+    sku = models.CharField(max_length=100, unique=True)
+    title = models.CharField(max_length=500, blank=True)
+    description = models.TextField(blank=True)
+    brand = models.CharField(max_length=200, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    # Final metadata: set by auto-accept or by a reviewer. `category` is the
+    # most specific taxonomy node; attributes map attribute code -> value name.
+    category = models.ForeignKey(
+        Category, null=True, blank=True, on_delete=models.SET_NULL, related_name="products"
+    )
+    attributes = models.JSONField(default=dict, blank=True)
+    tags = models.JSONField(default=list, blank=True)
+    # Optimistic concurrency for reviewers and workers writing final metadata.
+    version = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            # Keyset pagination of filtered lists: WHERE status = ? ORDER BY id DESC.
+            models.Index(fields=["status", "-id"], name="product_status_id"),
+            models.Index(fields=["category", "-id"], name="product_category_id"),
+        ]
+
+    def __str__(self) -> str:
+        return self.sku
+
+
+class ProductImage(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        READY = "ready", "Ready"
+        FAILED = "failed", "Failed"
+
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="images")
+    position = models.PositiveSmallIntegerField(default=0, help_text="0 is the primary image")
+    source_url = models.URLField(max_length=2000, blank=True)
+    source_path = models.CharField(max_length=1000, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    error = models.CharField(max_length=500, blank=True)
+    sha256 = models.CharField(max_length=64, blank=True, db_index=True)
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    format = models.CharField(max_length=20, blank=True)
+    byte_size = models.PositiveIntegerField(null=True, blank=True)
+    # The normalised copy (RGB JPEG, oriented, bounded size) in MEDIA storage.
+    file = models.FileField(upload_to="images/", max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["product", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["product", "position"], name="image_unique_position"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.product_id}#{self.position}"
+
+    @property
+    def source(self) -> str:
+        return self.source_url or self.source_path
+
+
+class ImportRun(models.Model):
+    """One import of a product file, from the CLI or the browser, with its report."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    source = models.CharField(max_length=10, default="cli")  # "cli" or "upload"
+    filename = models.CharField(max_length=255)
+    upload = models.FileField(upload_to="imports/", blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    rows_total = models.PositiveIntegerField(default=0)
+    rows_created = models.PositiveIntegerField(default=0)
+    rows_updated = models.PositiveIntegerField(default=0)
+    rows_unchanged = models.PositiveIntegerField(default=0)
+    rows_failed = models.PositiveIntegerField(default=0)
+    images_ready = models.PositiveIntegerField(default=0)
+    images_failed = models.PositiveIntegerField(default=0)
+    # [{"line": 3, "sku": "X", "reason": "..."}], capped so a broken file
+    # cannot grow this row without bound; rows_failed has the full count.
+    errors = models.JSONField(default=list, blank=True)
+    message = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"Import #{self.pk} {self.filename}"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in {self.Status.DONE, self.Status.FAILED}

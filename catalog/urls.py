@@ -1,0 +1,12 @@
+from django.urls import path
+
+from catalog import views
+
+urlpatterns = [
+    path("products/", views.product_list, name="product_list"),
+    path("products/<int:pk>/", views.product_detail, name="product_detail"),
+    path("images/<int:pk>/", views.image_file, name="image_file"),
+    path("imports/", views.import_list, name="import_list"),
+    path("imports/<int:pk>/", views.import_detail, name="import_detail"),
+    path("taxonomy/", views.taxonomy_tree, name="taxonomy_tree"),
+]

@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+from django.contrib import messages
+from django.db import transaction
+from django.http import FileResponse, Http404, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_http_methods
+from django_htmx.http import HttpResponseClientRefresh
+
+from accounts.roles import ALL_ROLES, MANAGERS, TAXONOMY_ADMINS, role_required
+from catalog import tasks
+from catalog.forms import ImportUploadForm
+from catalog.importers import import_run_create
+from catalog.models import Category, ImportRun, Product, ProductImage
+from catalog.selectors import product_list_queryset
+from catalog.taxonomy import category_tree
+from config.http import HtmxHttpRequest
+
+PAGE_SIZE = 50
+
+
+@require_GET
+@role_required(*ALL_ROLES)
+def product_list(request: HtmxHttpRequest) -> HttpResponse:
+    """Products, newest first, with keyset pagination (`?before=<id>`): each page
+    is one indexed range scan however deep it is, so 1M rows stay fast."""
+    query = request.GET.get("q", "").strip()[:200]
+    status = request.GET.get("status", "")
+    if status not in Product.Status.values:
+        status = ""
+    category = None
+    if request.GET.get("category", "").isdigit():
+        category = Category.objects.filter(pk=request.GET["category"]).first()
+    products = product_list_queryset(query=query, status=status, category=category)
+    before = request.GET.get("before", "")
+    if before.isdigit():
+        products = products.filter(id__lt=int(before))
+    page = list(products[: PAGE_SIZE + 1])
+    has_next = len(page) > PAGE_SIZE
+    page = page[:PAGE_SIZE]
+    params = request.GET.copy()
+    params.pop("before", None)
+    context = {
+        "products": page,
+        "next_before": page[-1].id if has_next else None,
+        "is_first_page": not before,
+        "filter_params": params.urlencode(),
+        "query": query,
+        "status": status,
+        "category": category,
+        "statuses": Product.Status.choices,
+        "categories": Category.objects.filter(is_active=True).only("id", "path"),
+    }
+    template = "catalog/product_list.html"
+    if request.htmx and request.htmx.target == "product-results":
+        template += "#results"
+    return render(request, template, context)
+
+
+@require_GET
+@role_required(*ALL_ROLES)
+def product_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    product = get_object_or_404(Product.objects.select_related("category"), pk=pk)
+    return render(
+        request,
+        "catalog/product_detail.html",
+        {"product": product, "images": product.images.all()},
+    )
+
+
+@require_GET
+@role_required(*ALL_ROLES)
+def image_file(request: HtmxHttpRequest, pk: int) -> FileResponse:
+    """The normalised copy of an image. Served through a view so images need a
+    login like every page; production may put a CDN with signed URLs in front."""
+    image = get_object_or_404(ProductImage, pk=pk, status=ProductImage.Status.READY)
+    if not image.file:
+        raise Http404
+    response = FileResponse(image.file.open("rb"), content_type="image/jpeg")
+    response["Cache-Control"] = "private, max-age=86400"
+    return response
+
+
+@require_http_methods(["GET", "POST"])
+@role_required(MANAGERS, TAXONOMY_ADMINS)
+def import_list(request: HtmxHttpRequest) -> HttpResponse:
+    """Upload a CSV/JSONL product file; the import runs in a worker."""
+    form = ImportUploadForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        upload = form.cleaned_data["file"]
+        with transaction.atomic():
+            run = import_run_create(upload=upload, user=request.user)
+            transaction.on_commit(lambda: tasks.import_run_execute.delay(run.pk))
+        messages.success(request, f"Import of {run.filename} queued.")
+        return redirect("import_detail", pk=run.pk)
+    runs = ImportRun.objects.select_related("created_by")[:20]
+    return render(request, "catalog/import_list.html", {"form": form, "runs": runs})
+
+
+@require_GET
+@role_required(MANAGERS, TAXONOMY_ADMINS)
+def import_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    run = get_object_or_404(ImportRun.objects.select_related("created_by"), pk=pk)
+    if request.htmx and request.htmx.target == "import-report":
+        if run.is_finished:
+            # Reload once so the whole page shows the final report and errors;
+            # the finished page no longer polls.
+            return HttpResponseClientRefresh()
+        return render(request, "catalog/import_detail.html#report", {"run": run})
+    return render(request, "catalog/import_detail.html", {"run": run})
+
+
+@require_GET
+@role_required(TAXONOMY_ADMINS)
+def taxonomy_tree(request: HtmxHttpRequest) -> HttpResponse:
+    """Read-only view of the category tree and the attribute vocabulary."""
+    roots, attributes = category_tree()
+    return render(request, "catalog/taxonomy.html", {"roots": roots, "attributes": attributes})

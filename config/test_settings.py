@@ -1,0 +1,27 @@
+"""Test override: the real settings, minus what only slows tests down or needs
+HTTPS. DATABASE_URL and REDIS_URL still choose the real backends."""
+
+import os
+
+os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production")
+
+from config.settings import *  # noqa: E402,F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+SECURE_SSL_REDIRECT = False
+SESSION_COOKIE_SECURE = False
+CSRF_COOKIE_SECURE = False
+STORAGES = {
+    **STORAGES,  # noqa: F405
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+
+# Tests publish to a queue of their own, so a development worker running on
+# the same broker never steals a test's task.
+CELERY_TASK_DEFAULT_QUEUE = f"loupe-test-{os.getpid()}"
+if not REDIS_URL:  # noqa: F405
+    import tempfile
+
+    globals().update(filesystem_broker(Path(tempfile.mkdtemp(prefix="loupe-celery-"))))  # noqa: F405
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True
