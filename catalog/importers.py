@@ -32,6 +32,7 @@ MAX_REPORTED_ERRORS = 1000
 PRODUCT_FIELDS = ("title", "description", "brand")
 KNOWN_KEYS = {"sku", *PRODUCT_FIELDS, "image_url", "image_path"}
 _url_validator = URLValidator(schemes=["http", "https"])
+_FIELD_LIMITS = {name: Product._meta.get_field(name).max_length for name in PRODUCT_FIELDS}
 
 
 class ImportFileError(Exception):
@@ -142,7 +143,7 @@ def parse_row(line: int, record: dict[str, Any]) -> ProductRow | RowError:
     if any(ch.isspace() for ch in sku):
         return RowError(line, sku, "sku must not contain spaces")
     values: dict[str, str] = {}
-    limits = {field.name: field.max_length for field in Product._meta.fields}
+    limits = _FIELD_LIMITS
     for name in PRODUCT_FIELDS:
         if name in record:
             text = _text(record[name])
@@ -177,40 +178,45 @@ def _chunked(rows: Iterable[ProductRow], size: int) -> Iterator[list[ProductRow]
 
 
 def _upsert_products(chunk: list[ProductRow], report: ImportReport) -> dict[str, Product]:
-    """Create new SKUs, update changed ones; return the chunk's products by SKU."""
+    """Create new SKUs and update changed ones in one INSERT .. ON CONFLICT
+    UPDATE; return the chunk's products by SKU when any row has images."""
     latest: dict[str, ProductRow] = {}
     for row in chunk:  # a SKU repeated within the file: the last row wins
         latest[row.sku] = row
-    existing = {p.sku: p for p in Product.objects.filter(sku__in=latest.keys())}
-    new, changed = [], []
+    existing = {
+        sku: values
+        for sku, *values in Product.objects.filter(sku__in=latest.keys()).values_list(
+            "sku", *PRODUCT_FIELDS
+        )
+    }
+    now = timezone.now()
+    upserts: list[Product] = []
     for sku, row in latest.items():
-        product = existing.get(sku)
-        if product is None:
-            new.append(Product(sku=sku, **row.values))
-            continue
-        if all(getattr(product, name) == value for name, value in row.values.items()):
+        current = existing.get(sku)
+        if current is None:
+            report.rows_created += 1
+        elif all(current[PRODUCT_FIELDS.index(k)] == v for k, v in row.values.items()):
             report.rows_unchanged += 1
             continue
-        for name, value in row.values.items():
-            setattr(product, name, value)
-        product.updated_at = timezone.now()
-        changed.append(product)
-    report.rows_updated += len(changed) + (len(chunk) - len(latest))
-    report.rows_created += len(new)
-    if new:
-        # update_conflicts makes a concurrent import of the same SKU an update
-        # rather than an integrity error.
+        else:
+            report.rows_updated += 1
+        # A column absent from the row keeps the stored value.
+        values = dict(zip(PRODUCT_FIELDS, current, strict=True)) if current else {}
+        upserts.append(Product(sku=sku, **(values | row.values), updated_at=now))
+    report.rows_updated += len(chunk) - len(latest)
+    if upserts:
+        # One statement for new and changed rows; a concurrent import of the
+        # same SKU becomes an update instead of an integrity error.
         Product.objects.bulk_create(
-            new,
+            upserts,
             update_conflicts=True,
             unique_fields=["sku"],
             update_fields=[*PRODUCT_FIELDS, "updated_at"],
         )
-    if changed:
-        Product.objects.bulk_update(changed, [*PRODUCT_FIELDS, "updated_at"])
-    if new:
-        existing.update({p.sku: p for p in Product.objects.filter(sku__in=[p.sku for p in new])})
-    return existing
+    with_images = [row.sku for row in latest.values() if row.images]
+    if not with_images:
+        return {}
+    return {p.sku: p for p in Product.objects.filter(sku__in=with_images)}
 
 
 def _sync_images(

@@ -75,6 +75,7 @@ class AttributeValue(models.Model):
     hex = models.CharField(max_length=7, blank=True, help_text="#rrggbb, for colours")
     is_active = models.BooleanField(default=True)
     position = models.PositiveSmallIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["attribute", "position", "name"]

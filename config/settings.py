@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "template_partials",
     "accounts",
     "catalog",
+    "annotator",
 ]
 
 MIDDLEWARE = [
@@ -147,7 +148,7 @@ SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
 SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "0" if DEBUG else "31536000"))
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
-SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", not DEBUG)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 
@@ -198,6 +199,19 @@ CELERY_TASK_IGNORE_RESULT = True  # results live in the database, not the backen
 CELERY_RESULT_EXPIRES = 3600
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
+# Shared cache: circuit breaker and rate-limit counters must be seen by every
+# worker, so it is Redis in production and a file cache on one machine.
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        if REDIS_URL
+        else {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(VAR_DIR / "cache"),
+        }
+    )
+}
+
 # --- Images -------------------------------------------------------------------
 # Hosts that may resolve to private/loopback addresses (local development and
 # tests only). Everything else must resolve to public addresses.
@@ -217,3 +231,51 @@ IMAGE_IMPORT_ROOT = os.environ.get("IMAGE_IMPORT_ROOT", "")
 
 # --- Review -------------------------------------------------------------------
 REVIEW_THRESHOLD = float(os.environ.get("REVIEW_THRESHOLD", "0.85"))
+
+# --- Annotation -----------------------------------------------------------------
+# Secrets come from the environment only; they are never stored, logged or shown.
+ANNOTATOR_API_KEY = os.environ.get("ANNOTATOR_API_KEY", "")
+ANNOTATOR_PROVIDER = os.environ.get(
+    "ANNOTATOR_PROVIDER", "openai" if ANNOTATOR_API_KEY else "local"
+)
+ANNOTATOR_BASE_URL = os.environ.get("ANNOTATOR_BASE_URL", "https://api.openai.com/v1")
+ANNOTATOR_MODEL = os.environ.get("ANNOTATOR_MODEL", "gpt-4o-mini")
+ANNOTATOR_TIMEOUT = float(os.environ.get("ANNOTATOR_TIMEOUT", "30"))
+ANNOTATOR_MAX_RETRIES = int(os.environ.get("ANNOTATOR_MAX_RETRIES", "3"))
+ANNOTATOR_CONCURRENCY = int(os.environ.get("ANNOTATOR_CONCURRENCY", "4"))
+ANNOTATOR_RPM = int(os.environ.get("ANNOTATOR_RPM", "0"))  # 0 = no limit
+ANNOTATOR_IMAGE_MAX_SIDE = int(os.environ.get("ANNOTATOR_IMAGE_MAX_SIDE", "1024"))
+ANNOTATOR_IMAGE_DETAIL = os.environ.get("ANNOTATOR_IMAGE_DETAIL", "auto")
+# Canary: a second provider/model for a share of products (by product id).
+ANNOTATOR_CANARY_PROVIDER = os.environ.get("ANNOTATOR_CANARY_PROVIDER", "")
+ANNOTATOR_CANARY_MODEL = os.environ.get("ANNOTATOR_CANARY_MODEL", "")
+ANNOTATOR_CANARY_PERCENT = float(os.environ.get("ANNOTATOR_CANARY_PERCENT", "0"))
+# Fallback when the primary fails or its circuit is open ("" disables it).
+ANNOTATOR_FALLBACK_PROVIDER = os.environ.get("ANNOTATOR_FALLBACK_PROVIDER", "local")
+ANNOTATOR_CIRCUIT_FAILURES = int(os.environ.get("ANNOTATOR_CIRCUIT_FAILURES", "5"))
+ANNOTATOR_CIRCUIT_COOLDOWN = int(os.environ.get("ANNOTATOR_CIRCUIT_COOLDOWN", "60"))
+# USD per 1M tokens (input, output). Override with ANNOTATOR_PRICES as JSON,
+# e.g. {"my-model": [0.2, 0.8]}; unknown models cost 0 and are flagged in reports.
+ANNOTATOR_PRICES = {
+    "gpt-4o-mini": (0.15, 0.60),
+    "gpt-4o": (2.50, 10.00),
+    "gpt-4.1-mini": (0.40, 1.60),
+    "gpt-4.1-nano": (0.10, 0.40),
+    "gemini-2.0-flash": (0.10, 0.40),
+    "gemini-2.5-flash": (0.30, 2.50),
+    "local": (0.0, 0.0),
+    **{
+        name: tuple(price)
+        for name, price in __import__("json")
+        .loads(os.environ.get("ANNOTATOR_PRICES", "{}"))
+        .items()
+    },
+}
+REVIEW_AUDIT_RATE = float(os.environ.get("REVIEW_AUDIT_RATE", "0.02"))
+
+# Periodic jobs (run `celery -A config beat` once per deployment; `make run`
+# embeds it in the worker with -B).
+CELERY_BEAT_SCHEDULE = {
+    "requeue-stale-annotations": {"task": "annotator.tasks.requeue_stale", "schedule": 600.0},
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")

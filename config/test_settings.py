@@ -2,6 +2,7 @@
 HTTPS. DATABASE_URL and REDIS_URL still choose the real backends."""
 
 import os
+import tempfile
 
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production")
 
@@ -20,8 +21,12 @@ STORAGES = {
 # the same broker never steals a test's task.
 CELERY_TASK_DEFAULT_QUEUE = f"loupe-test-{os.getpid()}"
 if not REDIS_URL:  # noqa: F405
-    import tempfile
-
     globals().update(filesystem_broker(Path(tempfile.mkdtemp(prefix="loupe-celery-"))))  # noqa: F405
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+        "LOCATION": tempfile.mkdtemp(prefix="loupe-cache-"),
+    }
+}

@@ -11,6 +11,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("health/", account_views.health, name="health"),
     path("", include("catalog.urls")),
+    path("", include("annotator.urls")),
     path("admin/", admin.site.urls),
 ]
 

@@ -7,6 +7,18 @@ from django.contrib.auth.models import Group
 from accounts.roles import MANAGERS, TAGGERS, TAXONOMY_ADMINS
 from tests.factories import UserFactory
 
+pytest_plugins = ["tests.fake_openai"]
+
+
+@pytest.fixture(autouse=True)
+def clear_cache():
+    """Circuit-breaker and rate-limit state must not leak between tests."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
 
 @pytest.fixture(autouse=True)
 def media_root(settings, tmp_path):

@@ -1,0 +1,65 @@
+"""python manage.py annotate [--all | --pending | --sku SKU ...] [--wait]
+
+Queues products for annotation by the Celery workers. With --wait it shows a
+progress bar until the batch is done and exits 1 if any item failed."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from annotator.services import annotation_batch_create, batch_progress
+from catalog.models import Product
+
+
+class Command(BaseCommand):
+    help = "Annotate products with the configured AI provider (runs in the workers)."
+
+    def add_arguments(self, parser):
+        which = parser.add_mutually_exclusive_group(required=True)
+        which.add_argument(
+            "--all", action="store_true", help="Every product not decided by a person"
+        )
+        which.add_argument("--pending", action="store_true", help="Products never annotated")
+        which.add_argument("--sku", nargs="+", metavar="SKU", help="These products")
+        parser.add_argument("--wait", action="store_true", help="Wait and show progress")
+        parser.add_argument("--timeout", type=float, default=0, help="Give up waiting after N s")
+
+    def handle(self, *args, all: bool, pending: bool, sku, wait: bool, timeout: float, **options):
+        if sku:
+            found = set(Product.objects.filter(sku__in=sku).values_list("sku", flat=True))
+            missing = [s for s in sku if s not in found]
+            if missing:
+                raise CommandError(f"unknown SKU: {', '.join(missing)}", returncode=2)
+            products, description = Product.objects.filter(sku__in=sku), f"SKUs {', '.join(sku)}"
+        elif pending:
+            products = Product.objects.filter(status=Product.Status.PENDING)
+            description = "all pending products"
+        else:
+            products, description = Product.objects.all(), "all products"
+        batch = annotation_batch_create(products=products, description=description)
+        self.stdout.write(f"Batch #{batch.pk}: {batch.total} products queued ({description})")
+        if not wait or not batch.total:
+            return
+        started = time.monotonic()
+        with tqdm(total=batch.total, unit="product", file=sys.stderr) as bar:
+            while True:
+                progress = batch_progress(batch)
+                bar.update(progress.done - bar.n)
+                bar.set_postfix(failed=progress.failed, cost=f"${progress.cost_usd:.4f}")
+                if progress.finished:
+                    break
+                if timeout and time.monotonic() - started > timeout:
+                    raise CommandError(
+                        f"gave up waiting after {timeout:.0f} s; is a worker running?", returncode=1
+                    )
+                time.sleep(0.5)
+        self.stdout.write(
+            f"Done: {progress.auto_accepted} auto-accepted, {progress.needs_review} to review, "
+            f"{progress.failed} failed, cost ${progress.cost_usd:.4f}"
+        )
+        if progress.failed:
+            raise CommandError(f"{progress.failed} products failed", returncode=1)

@@ -1,0 +1,144 @@
+"""Prompt versions, annotation batches and annotations (one per provider call
+that produced an outcome). Fields, constraints and indexes only."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from catalog.models import Category, Product, ProductImage
+
+
+class PromptVersion(models.Model):
+    """A versioned prompt. Exactly one is active; every annotation records the
+    version it used, so corrections can be traced to prompts."""
+
+    version = models.PositiveIntegerField(unique=True)
+    name = models.CharField(max_length=200)
+    system_prompt = models.TextField(
+        help_text="Instructions. {taxonomy} is replaced by the categories and allowed values."
+    )
+    user_template = models.TextField(help_text="Per product. {title} is the product title.")
+    model = models.CharField(
+        max_length=200, blank=True, help_text="Blank: the configured ANNOTATOR_MODEL."
+    )
+    json_schema = models.JSONField(default=dict, blank=True)
+    is_active = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    activated_at = models.DateTimeField(null=True, blank=True)
+    activated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-version"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_active"], condition=models.Q(is_active=True), name="one_active_prompt"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"v{self.version} {self.name}"
+
+
+class AnnotationBatch(models.Model):
+    """A request to annotate a set of products. Progress is derived from its
+    annotations, so many workers never contend on one counter row."""
+
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    description = models.CharField(max_length=300)
+    total = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"Batch #{self.pk}: {self.description}"
+
+
+class Annotation(models.Model):
+    class Status(models.TextChoices):
+        OK = "ok", "OK"
+        PARSE_ERROR = "parse_error", "Parse error"
+        PROVIDER_ERROR = "provider_error", "Provider error"
+        IMAGE_ERROR = "image_error", "Image error"
+
+    class Arm(models.TextChoices):
+        PRIMARY = "primary", "Primary"
+        CANARY = "canary", "Canary"
+        FALLBACK = "fallback", "Fallback"
+
+    class Route(models.TextChoices):
+        AUTO_ACCEPTED = "auto_accepted", "Auto-accepted"
+        NEEDS_REVIEW = "needs_review", "Needs review"
+        FAILED = "failed", "Failed"
+
+    class Reason(models.TextChoices):
+        LOW_CONFIDENCE = "low_confidence", "Low confidence"
+        UNMAPPED_VALUE = "unmapped_value", "Unmapped value"
+        IMAGE_ISSUE = "image_issue", "Image issue"
+        PARSE_ERROR = "parse_error", "Parse error"
+        PROVIDER_ERROR = "provider_error", "Provider error"
+        AUDIT = "audit", "Audit"
+
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="annotations")
+    image = models.ForeignKey(ProductImage, null=True, blank=True, on_delete=models.SET_NULL)
+    batch = models.ForeignKey(
+        AnnotationBatch,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="annotations",
+    )
+    prompt_version = models.ForeignKey(
+        PromptVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="annotations"
+    )
+    status = models.CharField(max_length=20, choices=Status.choices)
+    provider = models.CharField(max_length=20)
+    arm = models.CharField(max_length=10, choices=Arm.choices, default=Arm.PRIMARY)
+    model = models.CharField(max_length=200, blank=True)
+    # What came back, as received and as parsed (the contract's JSON).
+    raw_response = models.TextField(blank=True)
+    parsed = models.JSONField(null=True, blank=True)
+    # Normalised to the taxonomy: mapped category, attribute values by code,
+    # tags, per-field confidences and the flags that explain the route.
+    category = models.ForeignKey(
+        Category, null=True, blank=True, on_delete=models.SET_NULL, related_name="annotations"
+    )
+    attributes = models.JSONField(default=dict, blank=True)
+    tags = models.JSONField(default=list, blank=True)
+    field_confidence = models.JSONField(default=dict, blank=True)
+    unmapped = models.JSONField(default=dict, blank=True, help_text="field -> raw value")
+    image_issues = models.JSONField(default=list, blank=True)
+    confidence = models.FloatField(null=True, blank=True, help_text="The model's own")
+    score = models.FloatField(null=True, blank=True, help_text="Routing score")
+    threshold = models.FloatField(null=True, blank=True)
+    route = models.CharField(max_length=20, choices=Route.choices)
+    review_reason = models.CharField(max_length=20, choices=Reason.choices, blank=True)
+    # Cost and speed.
+    input_tokens = models.PositiveIntegerField(default=0)
+    output_tokens = models.PositiveIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=12, decimal_places=6, default=0)
+    latency_ms = models.PositiveIntegerField(default=0)
+    attempts = models.PositiveSmallIntegerField(default=1)
+    errors = models.JSONField(default=list, blank=True)
+    error = models.CharField(max_length=1000, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["product", "-id"], name="annotation_product_latest"),
+            models.Index(fields=["batch", "route"], name="annotation_batch_route"),
+            models.Index(fields=["review_reason"], name="annotation_reason"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Annotation #{self.pk} of {self.product_id} ({self.route})"

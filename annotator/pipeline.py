@@ -1,0 +1,309 @@
+"""One product through the annotator: prepare the image, call the routed
+provider, parse and normalise to the taxonomy, score, route, store.
+
+Plain functions, runnable and testable without Celery. The routing outcome is
+stored on the Annotation and the Product's status; the review queue (another
+app) is built from those rows, so nothing here knows about review.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from annotator.imaging import prepare_image
+from annotator.models import Annotation, AnnotationBatch, PromptVersion
+from annotator.pricing import cost_usd
+from annotator.prompts import render_system_prompt, render_user_prompt
+from annotator.providers.base import AnnotationRequest, ProviderError
+from annotator.routing import annotate_routed
+from annotator.schema import ATTRIBUTE_CODES, AnnotationOut, strict_json_schema
+from catalog.models import Product, ProductImage
+from catalog.vocabulary import CategoryTerm, Vocabulary, vocabulary_current
+
+log = logging.getLogger(__name__)
+
+MIN_TAGS, MAX_TAGS = 5, 8
+UNMAPPED_PENALTY = 0.15
+MISSING_ATTRIBUTE_PENALTY = 0.03
+
+
+@dataclass
+class Normalised:
+    category: CategoryTerm | None
+    attributes: dict[str, str]  # code -> taxonomy value name
+    tags: list[str]
+    unmapped: dict[str, str]  # field -> raw value that mapped to nothing
+    missing: list[str]  # fields the model left empty
+    field_confidence: dict[str, float] = field(default_factory=dict)
+
+
+def annotation_normalise(answer: AnnotationOut, vocabulary: Vocabulary) -> Normalised:
+    """Map the model's words to taxonomy rows; keep what maps to nothing."""
+    term, unmapped_fields = vocabulary.match_category(answer.category, answer.subcategory)
+    unmapped = {name: getattr(answer, name) for name in unmapped_fields}
+    missing = [] if (answer.category or answer.subcategory) else ["category"]
+    attributes: dict[str, str] = {}
+    for code in ATTRIBUTE_CODES:
+        raw = getattr(answer.attributes, code)
+        if not raw:
+            missing.append(code)
+            continue
+        value = vocabulary.match_value(code, raw)
+        if value is None:
+            unmapped[code] = raw
+        else:
+            attributes[code] = value.name
+    return Normalised(
+        category=term,
+        attributes=attributes,
+        tags=normalise_tags(
+            answer.tags, fill=[*attributes.values(), *([term.name] if term else [])]
+        ),
+        unmapped=unmapped,
+        missing=missing,
+        field_confidence={
+            name: value
+            for name, value in answer.field_confidence.model_dump().items()
+            if value is not None
+        },
+    )
+
+
+def normalise_tags(tags: list[str], *, fill: list[str]) -> list[str]:
+    """5-8 lowercase, de-duplicated tags; short lists are topped up from the
+    mapped values (they are true of the product, so they make fair keywords)."""
+    seen: dict[str, None] = {}
+
+    def add(tag: str) -> None:
+        text = " ".join(str(tag).lower().split()).strip(" .,;#")
+        if text and len(text) <= 60:
+            seen.setdefault(text, None)
+
+    for tag in tags:
+        if len(seen) >= MAX_TAGS:
+            break
+        add(tag)
+    for tag in fill:
+        if len(seen) >= MIN_TAGS:
+            break
+        add(tag)
+    return list(seen)
+
+
+def routing_score(answer: AnnotationOut, normalised: Normalised) -> float:
+    """The model's confidence, capped by its least sure key field, lowered for
+    every value that maps to nothing and every attribute left out. Image
+    issues and a missing category route to review on their own."""
+    score = answer.confidence
+    key_fields = [
+        normalised.field_confidence[name]
+        for name in ("category", "subcategory", "color")
+        if name in normalised.field_confidence
+    ]
+    if key_fields:
+        score = min(score, *key_fields)
+    score -= UNMAPPED_PENALTY * len(normalised.unmapped)
+    score -= MISSING_ATTRIBUTE_PENALTY * len([m for m in normalised.missing if m != "category"])
+    if normalised.category is None:
+        score = min(score, 0.0)
+    return round(max(0.0, min(1.0, score)), 4)
+
+
+def review_threshold(term: CategoryTerm | None, vocabulary: Vocabulary) -> float:
+    """The nearest per-category override up the tree, else REVIEW_THRESHOLD."""
+    for node in [term, *vocabulary.ancestors(term)] if term else []:
+        if node.review_threshold is not None:
+            return node.review_threshold
+    return settings.REVIEW_THRESHOLD
+
+
+def route_decide(
+    *,
+    answer: AnnotationOut,
+    normalised: Normalised,
+    score: float,
+    threshold: float,
+    audit_draw: float,
+) -> tuple[str, str]:
+    """(route, review reason). The first matching reason wins, most specific first."""
+    Reason = Annotation.Reason
+    if answer.image_issues:
+        return Annotation.Route.NEEDS_REVIEW, Reason.IMAGE_ISSUE
+    if normalised.unmapped:
+        return Annotation.Route.NEEDS_REVIEW, Reason.UNMAPPED_VALUE
+    if normalised.category is None or score < threshold:
+        return Annotation.Route.NEEDS_REVIEW, Reason.LOW_CONFIDENCE
+    if audit_draw < settings.REVIEW_AUDIT_RATE:
+        return Annotation.Route.NEEDS_REVIEW, Reason.AUDIT
+    return Annotation.Route.AUTO_ACCEPTED, ""
+
+
+def prompt_active() -> PromptVersion:
+    prompt = PromptVersion.objects.filter(is_active=True).first()
+    if prompt is None:
+        raise RuntimeError("no active prompt version: run `manage.py migrate`")
+    return prompt
+
+
+def _primary_image(product: Product) -> ProductImage | None:
+    return product.images.filter(status=ProductImage.Status.READY).order_by("position").first()
+
+
+def annotation_run(
+    *,
+    product: Product,
+    batch: AnnotationBatch | None = None,
+    record_provider_error: bool = True,
+    rng: random.Random | None = None,
+) -> Annotation:
+    """Annotate one product and route it. With `record_provider_error=False`
+    a retryable provider failure is raised (the task retries later) instead
+    of being recorded as a review item."""
+    rng = rng or random.Random()
+    image = _primary_image(product)
+    if image is None:
+        return _store(
+            product=product,
+            batch=batch,
+            prompt=None,
+            fields={
+                "status": Annotation.Status.IMAGE_ERROR,
+                "provider": "",
+                "route": Annotation.Route.FAILED,
+                "error": "the product has no usable image",
+            },
+        )
+    prompt = prompt_active()
+    vocabulary = vocabulary_current()
+    with image.file.open("rb") as stream:
+        prepared = prepare_image(stream.read(), max_side=settings.ANNOTATOR_IMAGE_MAX_SIDE)
+    request = AnnotationRequest(
+        image_jpeg=prepared,
+        title=product.title,
+        system_prompt=render_system_prompt(prompt.system_prompt, vocabulary),
+        user_prompt=render_user_prompt(prompt.user_template, title=product.title),
+        model=prompt.model or settings.ANNOTATOR_MODEL,
+        json_schema=prompt.json_schema or strict_json_schema(),
+        vocabulary=vocabulary,
+        image_detail=settings.ANNOTATOR_IMAGE_DETAIL,
+    )
+    base = {"image": image}
+    try:
+        served = annotate_routed(product_id=product.pk, request=request)
+    except ProviderError as exc:
+        if exc.retryable and not record_provider_error:
+            raise
+        return _store(
+            product=product,
+            batch=batch,
+            prompt=prompt,
+            fields={
+                **base,
+                "status": Annotation.Status.PROVIDER_ERROR,
+                "provider": settings.ANNOTATOR_PROVIDER,
+                "model": request.model,
+                "route": Annotation.Route.NEEDS_REVIEW,
+                "review_reason": Annotation.Reason.PROVIDER_ERROR,
+                "attempts": exc.attempts,
+                "latency_ms": exc.latency_ms,
+                "error": str(exc)[:1000],
+            },
+        )
+    result = served.result
+    fields = {
+        **base,
+        "provider": served.provider,
+        "arm": served.arm,
+        "model": result.model or request.model,
+        "raw_response": result.raw_text,
+        "input_tokens": result.input_tokens,
+        "output_tokens": result.output_tokens,
+        "cost_usd": cost_usd(
+            result.model or request.model, result.input_tokens, result.output_tokens
+        ),
+        "latency_ms": result.latency_ms,
+        "attempts": result.attempts,
+        "errors": [*served.errors, *result.errors],
+    }
+    answer = result.annotation
+    if answer is None:
+        return _store(
+            product=product,
+            batch=batch,
+            prompt=prompt,
+            fields={
+                **fields,
+                "status": Annotation.Status.PARSE_ERROR,
+                "route": Annotation.Route.NEEDS_REVIEW,
+                "review_reason": Annotation.Reason.PARSE_ERROR,
+                "error": result.parse_error[:1000],
+            },
+        )
+    normalised = annotation_normalise(answer, vocabulary)
+    score = routing_score(answer, normalised)
+    threshold = review_threshold(normalised.category, vocabulary)
+    route, reason = route_decide(
+        answer=answer,
+        normalised=normalised,
+        score=score,
+        threshold=threshold,
+        audit_draw=rng.random(),
+    )
+    return _store(
+        product=product,
+        batch=batch,
+        prompt=prompt,
+        fields={
+            **fields,
+            "status": Annotation.Status.OK,
+            "parsed": answer.model_dump(),
+            "category_id": normalised.category.id if normalised.category else None,
+            "attributes": normalised.attributes,
+            "tags": normalised.tags,
+            "field_confidence": normalised.field_confidence,
+            "unmapped": normalised.unmapped,
+            "image_issues": answer.image_issues,
+            "confidence": answer.confidence,
+            "score": score,
+            "threshold": threshold,
+            "route": route,
+            "review_reason": reason,
+        },
+    )
+
+
+@transaction.atomic
+def _store(
+    *, product: Product, batch: AnnotationBatch | None, prompt: PromptVersion | None, fields: dict
+) -> Annotation:
+    annotation = Annotation.objects.create(
+        product=product, batch=batch, prompt_version=prompt, **fields
+    )
+    update = {
+        "status": annotation.route,
+        "updated_at": timezone.now(),
+        "version": F("version") + 1,
+    }
+    if annotation.route == Annotation.Route.AUTO_ACCEPTED:
+        update |= {
+            "category_id": annotation.category_id,
+            "attributes": annotation.attributes,
+            "tags": annotation.tags,
+        }
+    Product.objects.filter(pk=product.pk).update(**update)
+    log.info(
+        "annotated product=%s route=%s reason=%s arm=%s latency_ms=%s",
+        product.pk,
+        annotation.route,
+        annotation.review_reason or "-",
+        annotation.arm,
+        annotation.latency_ms,
+    )
+    return annotation

@@ -1,0 +1,43 @@
+"""Prompt text and its rendering. The taxonomy block is rendered in a stable
+order (paths sorted, values in the admin's order), so the long prefix is
+byte-identical between calls and providers can cache it."""
+
+from __future__ import annotations
+
+from catalog.vocabulary import Vocabulary
+
+DEFAULT_SYSTEM_PROMPT = """\
+You tag product photos for a fashion marketplace. Look at the image and the \
+product title, and answer with one JSON object that follows the schema.
+
+Rules:
+- "category" is a top-level category and "subcategory" the most specific \
+category below it, both copied exactly from the list below.
+- Attribute values must be copied exactly from the allowed values below; use \
+null when the photo does not show it.
+- "tags": 5 to 8 lowercase search keywords a shopper would type.
+- "confidence" (0 to 1) is how sure you are of the whole answer; \
+"field_confidence" gives it per field. Be honest: 0.5 means a coin toss.
+- "image_issues": list problems such as "no product visible", "several products", \
+"low resolution", "watermark or text"; empty when the photo is fine.
+
+{taxonomy}"""
+
+DEFAULT_USER_TEMPLATE = "Product title: {title}"
+
+
+def render_taxonomy(vocabulary: Vocabulary) -> str:
+    lines = ["Categories (Top > ... > Subcategory):"]
+    lines += sorted(term.path for term in vocabulary.leaves)
+    for code, values in vocabulary.attributes.items():
+        lines.append("")
+        lines.append(f"Allowed {code} values: " + ", ".join(value.name for value in values))
+    return "\n".join(lines)
+
+
+def render_system_prompt(template: str, vocabulary: Vocabulary) -> str:
+    return template.replace("{taxonomy}", render_taxonomy(vocabulary))
+
+
+def render_user_prompt(template: str, *, title: str) -> str:
+    return template.replace("{title}", title.strip() or "(no title)")

@@ -1,0 +1,124 @@
+"""Starting annotation work: batches of products handed to the workers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+
+from django.db import transaction
+from django.db.models import Count, Max, Q, QuerySet, Sum
+from django.utils import timezone
+
+from annotator.models import Annotation, AnnotationBatch
+from catalog.models import Product
+
+# Human decisions are never overwritten by a machine, and a product already
+# in a worker's hands is not queued twice.
+ANNOTATABLE = [
+    Product.Status.PENDING,
+    Product.Status.FAILED,
+    Product.Status.NEEDS_REVIEW,
+    Product.Status.AUTO_ACCEPTED,
+]
+DISPATCH_CHUNK = 500
+
+
+def annotation_batch_create(
+    *, products: QuerySet[Product], user=None, description: str
+) -> AnnotationBatch:
+    """Mark the products `annotating` and queue them for the workers (after
+    commit). Products that may not be annotated now are left out."""
+    with transaction.atomic():
+        ids = list(
+            products.filter(status__in=ANNOTATABLE).order_by("id").values_list("id", flat=True)
+        )
+        batch = AnnotationBatch.objects.create(
+            created_by=user if user and user.is_authenticated else None,
+            description=description[:300],
+            total=len(ids),
+        )
+        for start in range(0, len(ids), DISPATCH_CHUNK):
+            Product.objects.filter(
+                id__in=ids[start : start + DISPATCH_CHUNK], status__in=ANNOTATABLE
+            ).update(status=Product.Status.ANNOTATING, updated_at=timezone.now())
+
+        def dispatch() -> None:
+            from annotator import tasks
+
+            for start in range(0, len(ids), DISPATCH_CHUNK):
+                tasks.annotate_chunk.delay(batch.pk, ids[start : start + DISPATCH_CHUNK])
+
+        transaction.on_commit(dispatch)
+    return batch
+
+
+def annotation_requeue_stale(*, older_than: timedelta = timedelta(minutes=30)) -> int:
+    """Queue again the products stuck in `annotating` (their message was lost,
+    e.g. a broker restart without persistence). Annotating twice is harmless:
+    the task returns early once the product left `annotating`."""
+    from annotator import tasks
+
+    cutoff = timezone.now() - older_than
+    ids = list(
+        Product.objects.filter(status=Product.Status.ANNOTATING, updated_at__lt=cutoff).values_list(
+            "id", flat=True
+        )
+    )
+    for start in range(0, len(ids), DISPATCH_CHUNK):
+        chunk = ids[start : start + DISPATCH_CHUNK]
+        Product.objects.filter(id__in=chunk).update(updated_at=timezone.now())
+        tasks.annotate_chunk.delay(None, chunk)
+    return len(ids)
+
+
+@dataclass
+class BatchProgress:
+    total: int
+    done: int
+    failed: int
+    auto_accepted: int
+    needs_review: int
+    cost_usd: Decimal
+    elapsed_s: float
+    rate_per_min: float
+    eta_s: float | None
+
+    @property
+    def finished(self) -> bool:
+        return self.done >= self.total
+
+    @property
+    def percent(self) -> int:
+        return 100 if not self.total else int(100 * self.done / self.total)
+
+
+def batch_progress(batch: AnnotationBatch) -> BatchProgress:
+    """Derived from the batch's annotations in one aggregate query."""
+    counts = Annotation.objects.filter(batch=batch).aggregate(
+        done=Count("id"),
+        failed=Count(
+            "id",
+            filter=Q(route=Annotation.Route.FAILED) | Q(status=Annotation.Status.PROVIDER_ERROR),
+        ),
+        auto=Count("id", filter=Q(route=Annotation.Route.AUTO_ACCEPTED)),
+        review=Count("id", filter=Q(route=Annotation.Route.NEEDS_REVIEW)),
+        cost=Sum("cost_usd"),
+        last=Max("created_at"),
+    )
+    done = counts["done"]
+    end = timezone.now() if done < batch.total else (counts["last"] or timezone.now())
+    elapsed = max((end - batch.created_at).total_seconds(), 0.001)
+    rate = done / elapsed * 60
+    remaining = batch.total - done
+    return BatchProgress(
+        total=batch.total,
+        done=done,
+        failed=counts["failed"],
+        auto_accepted=counts["auto"],
+        needs_review=counts["review"],
+        cost_usd=counts["cost"] or Decimal(0),
+        elapsed_s=round(elapsed, 1),
+        rate_per_min=round(rate, 1),
+        eta_s=round(remaining / (rate / 60), 0) if remaining and rate else None,
+    )
