@@ -7,6 +7,7 @@ RGB JPEG copy is stored content-addressed in MEDIA storage (`product_image_fetch
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import io
@@ -16,7 +17,6 @@ import ssl
 import struct
 import threading
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urljoin, urlsplit
@@ -126,6 +126,14 @@ def _with_article(word: str) -> str:
     return f"an {word}" if word[0] in "aeiou" else f"a {word}"
 
 
+def _is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 def _target(url: str) -> _Target:
     """Check a URL from scratch: scheme, host, and every address its name resolves to."""
     try:
@@ -157,7 +165,7 @@ def _target(url: str) -> _Target:
 
     allowed = {name.lower() for name in settings.IMAGE_FETCH_ALLOWED_HOSTS}
     if host not in allowed:
-        is_literal = any(host == sockaddr[0] for _, sockaddr in addresses)
+        is_literal = _is_ip_literal(host)
         for _, sockaddr in addresses:
             problem = _address_problem(sockaddr[0])
             if problem is None:
@@ -181,9 +189,7 @@ class _PinnedHTTPConnection(http.client.HTTPConnection):
     blocked read returns at once, however slowly the server drips bytes.
     """
 
-    def __init__(
-        self, target: _Target, *, connect_timeout: float, read_timeout: float
-    ) -> None:
+    def __init__(self, target: _Target, *, connect_timeout: float, read_timeout: float) -> None:
         super().__init__(target.host, target.port, timeout=read_timeout)
         self._target = target
         self._connect_timeout = connect_timeout
@@ -201,7 +207,11 @@ class _PinnedHTTPConnection(http.client.HTTPConnection):
                 sock.close()
                 error = exc
                 continue
-            self._socket = self.sock = self._wrap(sock)
+            try:
+                self._socket = self.sock = self._wrap(sock)
+            except BaseException:
+                sock.close()
+                raise
             self.sock.settimeout(self.timeout)
             return
         if isinstance(error, TimeoutError):
@@ -218,12 +228,10 @@ class _PinnedHTTPConnection(http.client.HTTPConnection):
     def abort(self) -> None:
         self.aborted = True
         if self._socket is not None:
-            try:
-                # The base-class method: SSLSocket.shutdown would also drop its TLS state
-                # under the feet of the reading thread.
+            # The base-class method: SSLSocket.shutdown would also drop its TLS state under
+            # the feet of the reading thread.
+            with contextlib.suppress(OSError):
                 socket.socket.shutdown(self._socket, socket.SHUT_RDWR)
-            except OSError:
-                pass
 
 
 class _PinnedHTTPSConnection(_PinnedHTTPConnection):
@@ -235,19 +243,16 @@ class _PinnedHTTPSConnection(_PinnedHTTPConnection):
         try:
             return context.wrap_socket(sock, server_hostname=self._target.host)
         except ssl.SSLCertVerificationError as exc:
-            sock.close()
             raise ImageError(
                 f"refused: the TLS certificate of {self._target.host} is not valid "
                 f"({exc.verify_message})"
             ) from exc
         except TimeoutError as exc:
-            sock.close()
             raise ImageError(
                 f"timed out after {_seconds_text(self._connect_timeout)} "
                 f"connecting to {self._target.host}"
             ) from exc
         except OSError as exc:
-            sock.close()
             raise ImageError(f"could not connect to {self._target.host}: {exc}") from exc
 
 
@@ -255,10 +260,8 @@ def _read_body(response: http.client.HTTPResponse, host: str) -> bytes:
     limit = settings.IMAGE_FETCH_MAX_BYTES
     too_large = ImageError(f"image is larger than the {_size_text(limit)} limit")
     declared: int | None = None
-    try:
+    with contextlib.suppress(ValueError):
         declared = int(response.getheader("Content-Length", ""))
-    except ValueError:
-        pass
     if declared is not None and declared > limit:
         raise too_large
     body = bytearray()
@@ -271,15 +274,17 @@ def _read_body(response: http.client.HTTPResponse, host: str) -> bytes:
     return bytes(body)
 
 
+def _deadline_error(budget: float, host: str) -> ImageError:
+    return ImageError(f"timed out after {_seconds_text(budget)} downloading from {host}")
+
+
 def _get_once(target: _Target, deadline: float, budget: float) -> str | bytes:
     """One GET: the body, or the absolute URL of a redirect to follow."""
     remaining = deadline - time.monotonic()
     if remaining <= 0:
-        raise ImageError(f"timed out after {_seconds_text(budget)} downloading from {target.host}")
+        raise _deadline_error(budget, target.host)
     read_timeout = settings.IMAGE_FETCH_READ_TIMEOUT
-    connection_class = (
-        _PinnedHTTPSConnection if target.scheme == "https" else _PinnedHTTPConnection
-    )
+    connection_class = _PinnedHTTPSConnection if target.scheme == "https" else _PinnedHTTPConnection
     connection = connection_class(
         target,
         connect_timeout=min(settings.IMAGE_FETCH_CONNECT_TIMEOUT, remaining),
@@ -299,27 +304,25 @@ def _get_once(target: _Target, deadline: float, budget: float) -> str | bytes:
                 "Connection": "close",
             },
         )
-        response = connection.getresponse()
-        if response.status in _REDIRECT_STATUSES:
-            location = response.getheader("Location")
-            if not location:
-                raise ImageError(f"HTTP {response.status} from {target.host} without a Location")
-            result: str | bytes = urljoin(target.url, location.strip())
-        elif 200 <= response.status < 300:
-            result = _read_body(response, target.host)
-        else:
-            raise ImageError(f"HTTP {response.status} from {target.host}")
+        with connection.getresponse() as response:
+            if response.status in _REDIRECT_STATUSES:
+                location = response.getheader("Location")
+                if not location:
+                    raise ImageError(
+                        f"HTTP {response.status} from {target.host} without a Location"
+                    )
+                result: str | bytes = urljoin(target.url, location.strip())
+            elif 200 <= response.status < 300:
+                result = _read_body(response, target.host)
+            else:
+                raise ImageError(f"HTTP {response.status} from {target.host}")
     except ImageError:
         if connection.aborted:
-            raise ImageError(
-                f"timed out after {_seconds_text(budget)} downloading from {target.host}"
-            ) from None
+            raise _deadline_error(budget, target.host) from None
         raise
     except (OSError, http.client.HTTPException) as exc:
         if connection.aborted:
-            raise ImageError(
-                f"timed out after {_seconds_text(budget)} downloading from {target.host}"
-            ) from exc
+            raise _deadline_error(budget, target.host) from exc
         if isinstance(exc, TimeoutError):
             raise ImageError(
                 f"timed out after {_seconds_text(read_timeout)} waiting for {target.host}"
@@ -330,7 +333,7 @@ def _get_once(target: _Target, deadline: float, budget: float) -> str | bytes:
         connection.close()
     if connection.aborted:
         # The watchdog fired as the last bytes arrived: the body may be cut short.
-        raise ImageError(f"timed out after {_seconds_text(budget)} downloading from {target.host}")
+        raise _deadline_error(budget, target.host)
     return result
 
 
@@ -503,7 +506,7 @@ def _source_bytes(image: ProductImage, images_dir: Path | None) -> bytes:
     raise ImageError("the image has no source URL or path")
 
 
-_RESULT_FIELDS: Sequence[str] = (
+_RESULT_FIELDS = (
     "status",
     "error",
     "sha256",

@@ -179,6 +179,7 @@ def filesystem_broker(folder: Path) -> dict:
             "processed_folder": str(folder / "processed"),
             "control_folder": str(folder / "control"),
             "store_processed": False,
+            "polling_interval": 0.1,  # the default 1 s caps a worker at 1 task/s
         },
         "CELERY_RESULT_BACKEND": f"file://{folder / 'results'}",
     }
