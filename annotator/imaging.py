@@ -19,9 +19,12 @@ def prepare_image(data: bytes, *, max_side: int) -> bytes:
     max_side = max(64, min(max_side, HARD_MAX_SIDE))
     with Image.open(io.BytesIO(data)) as image:
         if image.format == "JPEG":
-            # Decode at 1/2, 1/4 or 1/8 scale straight from the DCT data:
-            # much faster than decoding 2400 px and resizing.
-            image.draft("RGB", (max_side, max_side))
+            # Decode at 1/2, 1/4 or 1/8 scale straight from the DCT data when
+            # the result still covers the target size: much faster than
+            # decoding 2400 px and resizing. draft() wants the target itself,
+            # not the bounding box (a 1800x2400 photo bound to 1024 is 768x1024).
+            scale = min(1.0, max_side / max(image.size))
+            image.draft("RGB", (int(image.width * scale), int(image.height * scale)))
         image = ImageOps.exif_transpose(image)
         if image.mode != "RGB":
             image = image.convert("RGB")
