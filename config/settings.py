@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "accounts",
     "catalog",
     "annotator",
+    "review",
 ]
 
 MIDDLEWARE = [
@@ -232,6 +233,11 @@ IMAGE_IMPORT_ROOT = os.environ.get("IMAGE_IMPORT_ROOT", "")
 
 # --- Review -------------------------------------------------------------------
 REVIEW_THRESHOLD = float(os.environ.get("REVIEW_THRESHOLD", "0.85"))
+REVIEW_LEASE_SECONDS = int(os.environ.get("REVIEW_LEASE_SECONDS", "600"))
+REVIEW_UNDO_SECONDS = int(os.environ.get("REVIEW_UNDO_SECONDS", "600"))
+# Hide the AI's suggestion on audit items until the reviewer reveals it, so
+# the audit measures the AI instead of anchoring the reviewer on it.
+REVIEW_AUDIT_BLIND = env_bool("REVIEW_AUDIT_BLIND", True)
 
 # --- Annotation -----------------------------------------------------------------
 # Secrets come from the environment only; they are never stored, logged or shown.

@@ -1,0 +1,461 @@
+"""The review queue: claim, renew, release, decide, undo, bulk accept.
+
+The queue is every product in `needs_review`, oldest first, with its latest
+annotation. A reviewer holds one product at a time through a Claim (a lease
+that expires); claiming locks candidate product rows with
+`SELECT .. FOR UPDATE SKIP LOCKED` on PostgreSQL, so concurrent claimers
+never take the same product and never wait for each other. On SQLite the
+claim transaction is IMMEDIATE (settings), which serialises writers: the
+same guarantee, one claim at a time.
+
+Decisions are optimistic: the form carries the product's `version`; a
+submission for a product that changed meanwhile (re-claimed, decided, re-
+annotated) changes nothing and says so.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Exists, F, OuterRef, Q
+from django.utils import timezone
+
+from annotator.models import Annotation
+from catalog.models import Product
+from catalog.vocabulary import Vocabulary
+from review.models import Claim, Correction, Decision
+
+FIELDS = ("category", "color", "material", "style", "pattern", "season", "tags")
+DONE_MESSAGES = {"accept": "Accepted.", "edit": "Saved.", "reject": "Rejected."}
+
+
+class StaleSubmission(Exception):
+    """The product changed since the reviewer loaded it; nothing was changed."""
+
+
+class InvalidValues(Exception):
+    """Edited values that are not in the taxonomy; `errors` maps field -> message."""
+
+    def __init__(self, errors: dict[str, str]):
+        self.errors = errors
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+
+
+def _lease_end():
+    return timezone.now() + timedelta(seconds=settings.REVIEW_LEASE_SECONDS)
+
+
+def _lease_for(reviewer) -> dict[str, Any]:
+    return {
+        "reviewer": reviewer,
+        "claimed_at": timezone.now(),
+        "expires_at": _lease_end(),
+        "group": "",
+    }
+
+
+def _open_products():
+    """Products in the queue that nobody holds a live lease on."""
+    live = Claim.objects.filter(product=OuterRef("pk"), expires_at__gt=timezone.now())
+    return Product.objects.filter(status=Product.Status.NEEDS_REVIEW).exclude(Exists(live))
+
+
+def claim_held(*, reviewer) -> Claim | None:
+    return (
+        Claim.objects.select_related("product")
+        .filter(reviewer=reviewer, expires_at__gt=timezone.now(), group="")
+        .first()
+    )
+
+
+@transaction.atomic
+def review_item_claim(*, reviewer, exclude: list[int] | None = None) -> Claim | None:
+    """The reviewer's current item, or the oldest open one, leased to them."""
+    held = claim_held(reviewer=reviewer)
+    if held is not None and held.product.status == Product.Status.NEEDS_REVIEW:
+        held.expires_at = _lease_end()
+        held.save(update_fields=["expires_at"])
+        return held
+    # Items the reviewer skipped lately come last, not first again.
+    skipped = Decision.objects.filter(
+        reviewer=reviewer,
+        action=Decision.Action.SKIP,
+        created_at__gte=timezone.now() - timedelta(hours=1),
+    ).values("product_id")
+    candidates = _open_products().order_by("id")
+    if exclude:
+        candidates = candidates.exclude(id__in=exclude)
+    product = (
+        candidates.exclude(id__in=skipped).select_for_update(skip_locked=True, of=("self",)).first()
+        or candidates.select_for_update(skip_locked=True, of=("self",)).first()
+    )
+    if product is None:
+        return None
+    now = timezone.now()
+    Claim.objects.filter(reviewer=reviewer, group="").delete()
+    Claim.objects.filter(product=product).delete()  # an expired lease of someone else
+    return Claim.objects.create(
+        product=product, reviewer=reviewer, claimed_at=now, expires_at=_lease_end()
+    )
+
+
+def review_claim_renew(*, reviewer, product_id: int) -> bool:
+    """Heartbeat: extend the lease while the page is open. False if lost."""
+    return bool(
+        Claim.objects.filter(
+            reviewer=reviewer, product_id=product_id, expires_at__gt=timezone.now()
+        ).update(expires_at=_lease_end())
+    )
+
+
+def review_claim_release(*, reviewer, product_ids: list[int]) -> int:
+    deleted, _ = Claim.objects.filter(reviewer=reviewer, product_id__in=product_ids).delete()
+    return deleted
+
+
+# --- suggestion and values ----------------------------------------------------
+
+
+def latest_annotation(product: Product) -> Annotation | None:
+    return (
+        Annotation.objects.select_related("category", "prompt_version")
+        .filter(product=product)
+        .order_by("-id")
+        .first()
+    )
+
+
+def suggestion_values(annotation: Annotation | None) -> dict[str, Any]:
+    """The AI's answer in the shape of final values (unmapped raw text kept)."""
+    if annotation is None:
+        return {"category_id": None, "category": "", "attributes": {}, "tags": []}
+    attributes = dict(annotation.attributes)
+    for code, raw in annotation.unmapped.items():
+        if code not in ("category", "subcategory"):
+            attributes.setdefault(code, raw)
+    category = annotation.category.path if annotation.category else ""
+    if not category and annotation.parsed:
+        category = annotation.parsed.get("subcategory") or annotation.parsed.get("category") or ""
+    return {
+        "category_id": annotation.category_id,
+        "category": category,
+        "attributes": attributes,
+        "tags": list(annotation.tags),
+    }
+
+
+def values_validate(raw: dict[str, Any], vocabulary: Vocabulary) -> dict[str, Any]:
+    """Edited values to taxonomy values: category by path, name or synonym;
+    attribute values by name or synonym; tags lowercased, de-duplicated."""
+    errors: dict[str, str] = {}
+    category_text = str(raw.get("category") or "").strip()
+    matches = vocabulary.find_categories(category_text)
+    if not category_text:
+        errors["category"] = "Choose a category."
+    elif not matches:
+        errors["category"] = f"“{category_text}” is not a category in the taxonomy."
+    attributes: dict[str, str] = {}
+    for code in vocabulary.attributes:
+        text = str(raw.get("attributes", {}).get(code) or "").strip()
+        if not text:
+            continue
+        value = vocabulary.match_value(code, text)
+        if value is None:
+            errors[code] = f"“{text}” is not an allowed {code}."
+        else:
+            attributes[code] = value.name
+    tags: dict[str, None] = {}
+    for tag in raw.get("tags") or []:
+        text = " ".join(str(tag).lower().split())
+        if text:
+            tags.setdefault(text[:60], None)
+    if errors:
+        raise InvalidValues(errors)
+    category = matches[0]
+    return {
+        "category_id": category.id,
+        "category": category.path,
+        "attributes": attributes,
+        "tags": list(tags)[:12],
+    }
+
+
+def _field_values(values: dict[str, Any]) -> dict[str, str]:
+    flat = {"category": values.get("category", "") or ""}
+    for code in ("color", "material", "style", "pattern", "season"):
+        flat[code] = values.get("attributes", {}).get(code, "") or ""
+    flat["tags"] = ", ".join(sorted(values.get("tags", [])))
+    return flat
+
+
+# --- decisions ----------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    decision: Decision
+    message: str
+
+
+@transaction.atomic
+def decision_record(
+    *,
+    reviewer,
+    product_id: int,
+    version: int,
+    action: str,
+    values: dict[str, Any] | None = None,
+    vocabulary: Vocabulary | None = None,
+    reason: str = "",
+    seconds: float = 0.0,
+) -> Outcome:
+    """Apply accept / edit / reject / skip to a product the reviewer holds."""
+    product = Product.objects.select_for_update().filter(pk=product_id).first()
+    claim = Claim.objects.filter(product_id=product_id).first()
+    held = (
+        claim is not None and claim.reviewer_id == reviewer.pk and claim.expires_at > timezone.now()
+    )
+    taken = (
+        claim is not None and claim.reviewer_id != reviewer.pk and claim.expires_at > timezone.now()
+    )
+    if (
+        product is None
+        or product.version != version
+        or product.status != Product.Status.NEEDS_REVIEW
+        or taken
+    ):
+        raise StaleSubmission(
+            "This item changed or was taken by someone else while you had it open; "
+            "nothing was saved. Here is your next item."
+        )
+    annotation = latest_annotation(product)
+    before = suggestion_values(annotation)
+    previous = {
+        "status": product.status,
+        "category_id": product.category_id,
+        "attributes": product.attributes,
+        "tags": product.tags,
+    }
+    if action == Decision.Action.SKIP:
+        Claim.objects.filter(product=product, reviewer=reviewer).delete()
+        decision = Decision.objects.create(
+            product=product,
+            annotation=annotation,
+            reviewer=reviewer,
+            action=action,
+            before=before,
+            previous=previous,
+            seconds_spent=seconds,
+            version_after=product.version,
+        )
+        return Outcome(decision, "Skipped.")
+    if not held:
+        # The lease ran out but nobody else took the item: renew and go on.
+        Claim.objects.update_or_create(
+            product=product,
+            defaults={
+                "reviewer": reviewer,
+                "claimed_at": timezone.now(),
+                "expires_at": _lease_end(),
+            },
+        )
+    if action == Decision.Action.ACCEPT:
+        if before["category_id"] is None:
+            raise InvalidValues({"category": "The suggestion has no taxonomy category: edit it."})
+        after = values_validate(before, vocabulary) if vocabulary else before
+        status = Product.Status.REVIEWED
+    elif action == Decision.Action.EDIT:
+        after = values_validate(values or {}, vocabulary)
+        status = Product.Status.REVIEWED
+    elif action == Decision.Action.REJECT:
+        after = {"category_id": None, "category": "", "attributes": {}, "tags": []}
+        status = Product.Status.REJECTED
+    else:
+        raise ValueError(f"unknown action {action!r}")
+    changed = Product.objects.filter(pk=product.pk, version=version).update(
+        status=status,
+        category_id=after["category_id"],
+        attributes=after["attributes"],
+        tags=after["tags"],
+        version=F("version") + 1,
+        updated_at=timezone.now(),
+    )
+    if not changed:  # pragma: no cover - the row lock above makes this unreachable
+        raise StaleSubmission("This item changed meanwhile; nothing was saved.")
+    decision = Decision.objects.create(
+        product=product,
+        annotation=annotation,
+        reviewer=reviewer,
+        action=action,
+        before=before,
+        after=after,
+        previous=previous,
+        reason=reason[:300],
+        seconds_spent=seconds,
+        version_after=version + 1,
+    )
+    if action != Decision.Action.REJECT:
+        _corrections_record(decision=decision, annotation=annotation, before=before, after=after)
+    Claim.objects.filter(product=product).delete()
+    return Outcome(
+        decision, {"accept": "Accepted.", "edit": "Saved.", "reject": "Rejected."}[action]
+    )
+
+
+def _corrections_record(*, decision: Decision, annotation, before: dict, after: dict) -> None:
+    ai, final = _field_values(before), _field_values(after)
+    Correction.objects.bulk_create(
+        Correction(
+            decision=decision,
+            product_id=decision.product_id,
+            field=name,
+            ai_value=ai[name][:500],
+            final_value=final[name][:500],
+            category_id=after.get("category_id"),
+            model=annotation.model if annotation else "",
+            prompt_version=annotation.prompt_version if annotation else None,
+            arm=annotation.arm if annotation else "",
+            reviewer=decision.reviewer,
+        )
+        for name in FIELDS
+        if ai[name] != final[name]
+    )
+
+
+@transaction.atomic
+def decision_undo(*, reviewer) -> Decision | None:
+    """Undo the reviewer's last decision within REVIEW_UNDO_SECONDS, while
+    nobody else has touched the product; the product comes back to them."""
+    cutoff = timezone.now() - timedelta(seconds=settings.REVIEW_UNDO_SECONDS)
+    decision = (
+        Decision.objects.select_for_update()
+        .filter(reviewer=reviewer, undone_at__isnull=True, created_at__gte=cutoff)
+        .exclude(action=Decision.Action.SKIP)
+        .order_by("-id")
+        .first()
+    )
+    if decision is None:
+        return None
+    previous = decision.previous
+    restored = Product.objects.filter(
+        pk=decision.product_id, version=decision.version_after
+    ).update(
+        status=Product.Status.NEEDS_REVIEW,
+        category_id=previous.get("category_id"),
+        attributes=previous.get("attributes", {}),
+        tags=previous.get("tags", []),
+        version=F("version") + 1,
+        updated_at=timezone.now(),
+    )
+    if not restored:
+        raise StaleSubmission("Someone else changed this product since; it cannot be undone.")
+    decision.undone_at = timezone.now()
+    decision.save(update_fields=["undone_at"])
+    decision.corrections.all().delete()
+    Claim.objects.filter(reviewer=reviewer, group="").delete()
+    Claim.objects.update_or_create(
+        product_id=decision.product_id,
+        defaults=_lease_for(reviewer),
+    )
+    return decision
+
+
+# --- bulk mode ----------------------------------------------------------------
+
+
+@transaction.atomic
+def review_bulk_claim(*, reviewer, size: int = 30) -> list[Claim]:
+    """Claim up to `size` open items whose latest annotation predicts the
+    same category as the oldest open item (releases the previous group)."""
+    Claim.objects.filter(reviewer=reviewer).exclude(group="").delete()
+    latest = Annotation.objects.filter(product=OuterRef("pk")).order_by("-id")
+    open_items = (
+        _open_products()
+        .annotate(predicted=latest.values("category_id")[:1])
+        .filter(predicted__isnull=False)
+    )
+    first = open_items.order_by("id").first()
+    if first is None:
+        return []
+    products = list(
+        open_items.filter(predicted=first.predicted)
+        .order_by("id")
+        .select_for_update(skip_locked=True, of=("self",))[:size]
+    )
+    now = timezone.now()
+    group = f"bulk-{reviewer.pk}-{int(now.timestamp())}"
+    Claim.objects.filter(product__in=products).delete()  # expired leases of others
+    return Claim.objects.bulk_create(
+        Claim(product=p, reviewer=reviewer, claimed_at=now, expires_at=_lease_end(), group=group)
+        for p in products
+    )
+
+
+def review_bulk_accept(
+    *, reviewer, accept: dict[int, int], release: list[int], vocabulary: Vocabulary
+) -> tuple[int, int]:
+    """Accept the ticked items ({product_id: version}); the unticked go back to
+    the queue. Returns (accepted, stale)."""
+    accepted = stale = 0
+    for product_id, version in accept.items():
+        try:
+            decision_record(
+                reviewer=reviewer,
+                product_id=product_id,
+                version=version,
+                action=Decision.Action.ACCEPT,
+                vocabulary=vocabulary,
+            )
+            accepted += 1
+        except (StaleSubmission, InvalidValues):
+            stale += 1
+    review_claim_release(reviewer=reviewer, product_ids=release)
+    return accepted, stale
+
+
+# --- counts and stats -------------------------------------------------------------
+
+
+@dataclass
+class QueueCounts:
+    open: int
+    held_by_others: int
+    waiting_for_annotation: int
+
+
+def queue_counts(*, reviewer) -> QueueCounts:
+    now = timezone.now()
+    held = Claim.objects.filter(
+        expires_at__gt=now, product__status=Product.Status.NEEDS_REVIEW
+    ).exclude(reviewer=reviewer)
+    return QueueCounts(
+        open=_open_products().count(),
+        held_by_others=held.count(),
+        waiting_for_annotation=Product.objects.filter(
+            Q(status=Product.Status.PENDING) | Q(status=Product.Status.ANNOTATING)
+        ).count(),
+    )
+
+
+@dataclass
+class ReviewerStats:
+    done_today: int
+    median_seconds: float | None
+
+
+def reviewer_stats(*, reviewer) -> ReviewerStats:
+    start = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+    seconds = list(
+        Decision.objects.filter(reviewer=reviewer, created_at__gte=start, undone_at__isnull=True)
+        .exclude(action=Decision.Action.SKIP)
+        .values_list("seconds_spent", flat=True)
+    )
+    return ReviewerStats(
+        done_today=len(seconds),
+        median_seconds=round(statistics.median(seconds), 1) if seconds else None,
+    )
