@@ -124,6 +124,7 @@ class Annotation(models.Model):
     review_reason = models.CharField(max_length=20, choices=Reason.choices, blank=True)
     # Cost and speed.
     input_tokens = models.PositiveIntegerField(default=0)
+    cached_input_tokens = models.PositiveIntegerField(default=0)
     output_tokens = models.PositiveIntegerField(default=0)
     cost_usd = models.DecimalField(max_digits=12, decimal_places=6, default=0)
     latency_ms = models.PositiveIntegerField(default=0)

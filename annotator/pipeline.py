@@ -224,6 +224,7 @@ def annotation_run(
         "model": result.model or request.model,
         "raw_response": result.raw_text,
         "input_tokens": result.input_tokens,
+        "cached_input_tokens": result.cached_input_tokens,
         "output_tokens": result.output_tokens,
         "cost_usd": cost_usd(
             result.model or request.model, result.input_tokens, result.output_tokens

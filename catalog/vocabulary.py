@@ -20,14 +20,19 @@ _NON_ALNUM = re.compile(r"[^a-z0-9]+")
 
 
 def _singular(word: str) -> str:
+    """A crude but consistent singular: the same key for both forms matters
+    more than correct English ("tennis" -> "tenni" on both sides is fine)."""
     if len(word) <= 3:
-        return word
+        return word[:-2] + "y" if word.endswith("ie") else word
     if word.endswith("ies"):
         return word[:-3] + "y"
     if word.endswith(("sses", "shes", "ches", "xes", "zes")):
-        return word[:-2]
-    if word.endswith("s") and not word.endswith(("ss", "us", "is")):
-        return word[:-1]
+        word = word[:-2]
+    elif word.endswith("s") and not word.endswith(("ss", "us")):
+        word = word[:-1]
+    # "hoodie"/"hoodies" and "accessory"/"accessories" must meet: -ie == -y.
+    if word.endswith("ie"):
+        word = word[:-2] + "y"
     return word
 
 

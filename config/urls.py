@@ -12,6 +12,8 @@ urlpatterns = [
     path("health/", account_views.health, name="health"),
     path("", include("catalog.urls")),
     path("", include("annotator.urls")),
+    path("", include("review.urls")),
+    path("reports/", include("reports.urls")),
     path("admin/", admin.site.urls),
 ]
 

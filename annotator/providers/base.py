@@ -26,6 +26,7 @@ class ProviderResult:
     parse_error: str = ""
     model: str = ""
     input_tokens: int = 0
+    cached_input_tokens: int = 0  # of input_tokens, served from the provider's prompt cache
     output_tokens: int = 0
     latency_ms: int = 0
     attempts: int = 1

@@ -182,6 +182,7 @@ class OpenAIProvider:
             parse_error=parse_error,
             model=completion.model or "",
             input_tokens=usage.prompt_tokens if usage else 0,
+            cached_input_tokens=_cached_tokens(usage),
             output_tokens=usage.completion_tokens if usage else 0,
             latency_ms=_ms_since(started),
             attempts=attempts,
@@ -190,6 +191,12 @@ class OpenAIProvider:
 
     def _redact(self, text: str) -> str:
         return text.replace(self._api_key, "[api key]") if self._api_key else text
+
+
+def _cached_tokens(usage: Any) -> int:
+    """Prompt tokens the server served from its prefix cache (0 when unreported)."""
+    details = getattr(usage, "prompt_tokens_details", None) if usage else None
+    return int(getattr(details, "cached_tokens", 0) or 0)
 
 
 def _is_retryable(status: int) -> bool:
