@@ -12,7 +12,6 @@ urlpatterns = [
     path("health/", account_views.health, name="health"),
     path("", include("catalog.urls")),
     path("", include("annotator.urls")),
-    path("", include("review.urls")),
     path("reports/", include("reports.urls")),
     path("admin/", admin.site.urls),
 ]
