@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from annotator.models import Annotation
 from catalog.models import Product
-from catalog.vocabulary import Vocabulary
+from catalog.vocabulary import Vocabulary, vocabulary_current
 from review.models import Claim, Correction, Decision
 
 FIELDS = ("category", "color", "material", "style", "pattern", "season", "tags")
@@ -59,6 +59,10 @@ def _lease_for(reviewer) -> dict[str, Any]:
     }
 
 
+def _live_claims():
+    return Claim.objects.filter(expires_at__gt=timezone.now())
+
+
 def _open_products():
     """Products in the queue that nobody holds a live lease on."""
     live = Claim.objects.filter(product=OuterRef("pk"), expires_at__gt=timezone.now())
@@ -87,18 +91,28 @@ def review_item_claim(*, reviewer, exclude: list[int] | None = None) -> Claim | 
         action=Decision.Action.SKIP,
         created_at__gte=timezone.now() - timedelta(hours=1),
     ).values("product_id")
-    candidates = _open_products().order_by("id")
-    if exclude:
-        candidates = candidates.exclude(id__in=exclude)
-    product = (
-        candidates.exclude(id__in=skipped).select_for_update(skip_locked=True, of=("self",)).first()
-        or candidates.select_for_update(skip_locked=True, of=("self",)).first()
-    )
-    if product is None:
-        return None
+    passed_over = list(exclude or [])
+    while True:
+        candidates = _open_products().order_by("id").exclude(id__in=passed_over)
+        product = (
+            candidates.exclude(id__in=skipped)
+            .select_for_update(skip_locked=True, of=("self",))
+            .first()
+            or candidates.select_for_update(skip_locked=True, of=("self",)).first()
+        )
+        if product is None:
+            return None
+        # The lease check above ran on the query's snapshot: a lease committed
+        # by another reviewer while it ran (and their row lock released) is
+        # invisible to it. Now that the row is locked, look again.
+        if not _live_claims().filter(product=product).exists():
+            break
+        passed_over.append(product.pk)
     now = timezone.now()
     Claim.objects.filter(reviewer=reviewer, group="").delete()
-    Claim.objects.filter(product=product).delete()  # an expired lease of someone else
+    # Only an expired lease may be replaced; a live one here is a bug and
+    # must fail loudly (unique product) rather than be taken over.
+    Claim.objects.filter(product=product, expires_at__lte=now).delete()
     return Claim.objects.create(
         product=product, reviewer=reviewer, claimed_at=now, expires_at=_lease_end()
     )
@@ -215,6 +229,7 @@ def decision_record(
     seconds: float = 0.0,
 ) -> Outcome:
     """Apply accept / edit / reject / skip to a product the reviewer holds."""
+    vocabulary = vocabulary or vocabulary_current()
     product = Product.objects.select_for_update().filter(pk=product_id).first()
     claim = Claim.objects.filter(product_id=product_id).first()
     held = (
@@ -267,7 +282,7 @@ def decision_record(
     if action == Decision.Action.ACCEPT:
         if before["category_id"] is None:
             raise InvalidValues({"category": "The suggestion has no taxonomy category: edit it."})
-        after = values_validate(before, vocabulary) if vocabulary else before
+        after = values_validate(before, vocabulary)
         status = Product.Status.REVIEWED
     elif action == Decision.Action.EDIT:
         after = values_validate(values or {}, vocabulary)
@@ -387,9 +402,13 @@ def review_bulk_claim(*, reviewer, size: int = 30) -> list[Claim]:
         .order_by("id")
         .select_for_update(skip_locked=True, of=("self",))[:size]
     )
+    # As in review_item_claim: leases committed while the query ran are
+    # only visible now that the rows are locked.
+    taken = set(_live_claims().filter(product__in=products).values_list("product_id", flat=True))
+    products = [p for p in products if p.pk not in taken]
     now = timezone.now()
     group = f"bulk-{reviewer.pk}-{int(now.timestamp())}"
-    Claim.objects.filter(product__in=products).delete()  # expired leases of others
+    Claim.objects.filter(product__in=products, expires_at__lte=now).delete()
     return Claim.objects.bulk_create(
         Claim(product=p, reviewer=reviewer, claimed_at=now, expires_at=_lease_end(), group=group)
         for p in products
