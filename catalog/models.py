@@ -201,3 +201,42 @@ class ImportRun(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in {self.Status.DONE, self.Status.FAILED}
+
+
+class TaxonomyChange(models.Model):
+    """One change to the taxonomy made by an admin: who, when, what, and the
+    values before and after. It names categories and values by text, not by
+    foreign key, so the record outlives merges and deletions."""
+
+    class Action(models.TextChoices):
+        CATEGORY_ADD = "category_add", "Category added"
+        CATEGORY_RENAME = "category_rename", "Category renamed"
+        CATEGORY_MOVE = "category_move", "Category moved"
+        CATEGORY_EDIT = "category_edit", "Category edited"
+        CATEGORY_DEACTIVATE = "category_deactivate", "Category deactivated"
+        CATEGORY_ACTIVATE = "category_activate", "Category activated"
+        CATEGORY_MERGE = "category_merge", "Categories merged"
+        ATTRIBUTE_ADD = "attribute_add", "Attribute added"
+        ATTRIBUTE_RENAME = "attribute_rename", "Attribute renamed"
+        VALUE_ADD = "value_add", "Value added"
+        VALUE_RENAME = "value_rename", "Value renamed"
+        VALUE_EDIT = "value_edit", "Value edited"
+        VALUE_DEACTIVATE = "value_deactivate", "Value deactivated"
+        VALUE_ACTIVATE = "value_activate", "Value activated"
+        VALUE_MERGE = "value_merge", "Values merged"
+        IMPORT = "import", "Taxonomy imported"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    action = models.CharField(max_length=30, choices=Action.choices)
+    subject = models.CharField(max_length=1000, help_text="The category path or value changed")
+    before = models.JSONField(default=dict, blank=True)
+    after = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()}: {self.subject}"

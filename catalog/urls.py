@@ -8,5 +8,4 @@ urlpatterns = [
     path("images/<int:pk>/", views.image_file, name="image_file"),
     path("imports/", views.import_list, name="import_list"),
     path("imports/<int:pk>/", views.import_detail, name="import_detail"),
-    path("taxonomy/", views.taxonomy_tree, name="taxonomy_tree"),
 ]

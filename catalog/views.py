@@ -13,7 +13,6 @@ from catalog.forms import ImportUploadForm
 from catalog.importers import import_run_create
 from catalog.models import Category, ImportRun, Product, ProductImage
 from catalog.selectors import product_list_queryset
-from catalog.taxonomy import category_tree
 from config.http import HtmxHttpRequest
 
 PAGE_SIZE = 50
@@ -108,11 +107,3 @@ def import_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             return HttpResponseClientRefresh()
         return render(request, "catalog/import_detail.html#report", {"run": run})
     return render(request, "catalog/import_detail.html", {"run": run})
-
-
-@require_GET
-@role_required(TAXONOMY_ADMINS)
-def taxonomy_tree(request: HtmxHttpRequest) -> HttpResponse:
-    """Read-only view of the category tree and the attribute vocabulary."""
-    roots, attributes = category_tree()
-    return render(request, "catalog/taxonomy.html", {"roots": roots, "attributes": attributes})

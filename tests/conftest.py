@@ -60,13 +60,13 @@ def no_role_user(db):
 
 
 @pytest.fixture
-def celery_worker(transactional_db, django_db_serialized_rollback):
+def celery_worker(transactional_db):
     """A real Celery worker (threaded, solo pool) consuming the real broker:
     Redis when REDIS_URL is set (CI), else the filesystem transport.
 
     The worker thread has its own database connection, so the test cannot run
-    inside a rolled-back transaction; serialized rollback restores what the
-    migrations created (the role groups) after the flush."""
+    inside a rolled-back transaction; the flush afterwards emits post_migrate,
+    which recreates the role groups and the default prompt."""
     from config.celery import app
 
     with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30) as worker:

@@ -15,6 +15,7 @@ def test_check_deploy_is_clean_with_production_like_settings(tmp_path):
         "ALLOWED_HOSTS": "loupe.example.com",
         "LOUPE_VAR_DIR": str(tmp_path),
     }
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)  # set by the browser tests' process
 
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
