@@ -30,3 +30,9 @@ CACHES = {
         "LOCATION": tempfile.mkdtemp(prefix="loupe-cache-"),
     }
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    # A file, not shared-cache memory: live-server and worker threads then get
+    # SQLite's normal locking with a busy timeout instead of "table is locked".
+    DATABASES["default"]["TEST"] = {  # noqa: F405
+        "NAME": str(Path(tempfile.mkdtemp(prefix="loupe-testdb-")) / "test.sqlite3")  # noqa: F405
+    }

@@ -13,7 +13,9 @@ urlpatterns = [
     path("taxonomy/", include("catalog.taxonomy_urls")),
     path("", include("catalog.urls")),
     path("", include("annotator.urls")),
+    path("", include("review.urls")),
     path("reports/", include("reports.urls")),
+    path("prompts/", include("review.tuning.urls")),
     path("admin/", admin.site.urls),
 ]
 

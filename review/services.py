@@ -317,9 +317,7 @@ def decision_record(
     if action != Decision.Action.REJECT:
         _corrections_record(decision=decision, annotation=annotation, before=before, after=after)
     Claim.objects.filter(product=product).delete()
-    return Outcome(
-        decision, {"accept": "Accepted.", "edit": "Saved.", "reject": "Rejected."}[action]
-    )
+    return Outcome(decision, DONE_MESSAGES[action])
 
 
 def _corrections_record(*, decision: Decision, annotation, before: dict, after: dict) -> None:
@@ -350,12 +348,30 @@ def decision_undo(*, reviewer) -> Decision | None:
     decision = (
         Decision.objects.select_for_update()
         .filter(reviewer=reviewer, undone_at__isnull=True, created_at__gte=cutoff)
-        .exclude(action=Decision.Action.SKIP)
         .order_by("-id")
         .first()
     )
     if decision is None:
         return None
+    if decision.action == Decision.Action.SKIP:
+        # Undoing a skip brings the skipped item back, if nobody took it.
+        if (
+            _live_claims()
+            .filter(product_id=decision.product_id)
+            .exclude(reviewer=reviewer)
+            .exists()
+            or not Product.objects.filter(
+                pk=decision.product_id, status=Product.Status.NEEDS_REVIEW
+            ).exists()
+        ):
+            raise StaleSubmission("Someone else has this item now; it cannot be undone.")
+        decision.undone_at = timezone.now()
+        decision.save(update_fields=["undone_at"])
+        Claim.objects.filter(reviewer=reviewer, group="").delete()
+        Claim.objects.update_or_create(
+            product_id=decision.product_id, defaults=_lease_for(reviewer)
+        )
+        return decision
     previous = decision.previous
     restored = Product.objects.filter(
         pk=decision.product_id, version=decision.version_after
@@ -420,7 +436,7 @@ def review_bulk_accept(
 ) -> tuple[int, int]:
     """Accept the ticked items ({product_id: version}); the unticked go back to
     the queue. Returns (accepted, stale)."""
-    accepted = stale = 0
+    accepted, failed = 0, []
     for product_id, version in accept.items():
         try:
             decision_record(
@@ -432,9 +448,9 @@ def review_bulk_accept(
             )
             accepted += 1
         except (StaleSubmission, InvalidValues):
-            stale += 1
-    review_claim_release(reviewer=reviewer, product_ids=release)
-    return accepted, stale
+            failed.append(product_id)  # back to the queue for a single review
+    review_claim_release(reviewer=reviewer, product_ids=[*release, *failed])
+    return accepted, len(failed)
 
 
 # --- counts and stats -------------------------------------------------------------

@@ -54,7 +54,7 @@ pytestmark = [
     pytest.mark.urls(__name__),
     # The live server needs committed rows; serialized rollback restores the
     # role groups the migrations created.
-    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    pytest.mark.django_db(transaction=True),
 ]
 
 TAXONOMY = {

@@ -28,7 +28,7 @@ pytestmark = [
     ),
     # Threads use their own connections, so the test cannot run inside a
     # rolled-back transaction; serialized rollback restores the role groups.
-    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    pytest.mark.django_db(transaction=True),
 ]
 
 ITEMS, REVIEWERS, ROUNDS = 60, 20, 10

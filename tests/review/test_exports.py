@@ -13,14 +13,13 @@ from datetime import datetime, timedelta
 import pytest
 from django.core.management import call_command, execute_from_command_line
 from django.core.management.base import CommandError
-from django.urls import include, path, reverse
+from django.urls import reverse
 from django.utils import timezone
 
 from annotator.models import PromptVersion
 from annotator.pipeline import annotation_run
 from catalog.models import Category, Product, ProductImage
 from catalog.vocabulary import vocabulary_current
-from review.export_views import corrections_download
 from review.exports import (
     CSV_COLUMNS,
     corrections_export_rows,
@@ -43,14 +42,7 @@ from tests.annotator.conftest import (  # noqa: F401
 )
 from tests.fake_openai import reply_with_annotation
 
-# The view is tested through this URLConf (the project's plus the download at
-# the path it is wired to), so these tests do not depend on that wiring.
-urlpatterns = [
-    path("review/corrections/download/", corrections_download, name="corrections_download"),
-    path("", include("config.urls")),
-]
-
-pytestmark = [pytest.mark.django_db, pytest.mark.urls(__name__)]
+pytestmark = pytest.mark.django_db
 
 TSHIRTS = "Clothing > Tops > T-Shirts"
 POLO = "Clothing > Tops > Polo Shirts"

@@ -659,17 +659,20 @@ def test_undo_after_someone_else_touched_the_product_changes_nothing(queued, tag
     assert claims() == []
 
 
-def test_undo_skips_over_skips(queued, tagger):
+def test_undo_after_a_skip_brings_the_skipped_item_back(queued, tagger):
     first, second = queued(UNSURE, UNSURE)
     review_item_claim(reviewer=tagger)
     decide(tagger, first, "accept")
     review_item_claim(reviewer=tagger)
     decide(tagger, second, "skip")
+    review_item_claim(reviewer=tagger)  # gets the skipped one again: the only open item
 
     undone = decision_undo(reviewer=tagger)
 
-    assert (undone.product_id, undone.action) == (first.pk, "accept")
-    assert row(first)["status"] == "needs_review"
+    assert (undone.product_id, undone.action) == (second.pk, "skip")
+    assert claim_held(reviewer=tagger).product_id == second.pk
+    assert row(first)["status"] == "reviewed"  # the earlier accept stands
+    assert decision_undo(reviewer=tagger).product_id == first.pk  # and is next in line
 
 
 # --- bulk mode ------------------------------------------------------------------------------
@@ -731,7 +734,7 @@ def test_bulk_accept_accepts_the_ticked_and_releases_the_unticked(queued, tagger
     assert review_item_claim(reviewer=other_tagger).product == shirt3
 
 
-def test_bulk_accept_counts_stale_items_and_leaves_them_alone(queued, tagger):
+def test_bulk_accept_counts_stale_items_and_returns_them_to_the_queue(queued, tagger):
     shirt1, shirt2 = queued(UNSURE, UNSURE)
     review_bulk_claim(reviewer=tagger)
     before = row(shirt2)
@@ -746,7 +749,7 @@ def test_bulk_accept_counts_stale_items_and_leaves_them_alone(queued, tagger):
     assert result == (1, 1)
     assert row(shirt1)["status"] == "reviewed"
     assert row(shirt2) == before
-    assert [(c[0], c[1]) for c in claims()] == [(shirt2.pk, tagger.pk)]
+    assert claims() == []  # the stale item is open for a single review, not held
 
 
 # --- counts and stats -------------------------------------------------------------------
@@ -812,5 +815,6 @@ def test_reviewer_stats_count_todays_decisions_and_their_median_time(queued, tag
 
     # and neither do yesterday's decisions nor undone ones
     Decision.objects.filter(product=first).update(created_at=timezone.now() - timedelta(days=1))
+    decision_undo(reviewer=tagger)  # the skip of the fourth: counted nowhere
     decision_undo(reviewer=tagger)  # the edit of the third
     assert reviewer_stats(reviewer=tagger) == ReviewerStats(done_today=1, median_seconds=40.0)

@@ -1,0 +1,315 @@
+"""Prompt tuning pages, for taxonomy admins and managers: prompt versions,
+the corrections browser, offline evaluations and threshold calibration.
+
+Each view parses its form, calls one service and renders; filter pages and
+the evaluation progress answer htmx with their results partial."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from django import forms
+from django.conf import settings
+from django.contrib import messages
+from django.db.models import Count, Q
+from django.http import HttpResponse, QueryDict
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from accounts.roles import MANAGERS, TAXONOMY_ADMINS, role_required
+from annotator.models import PromptVersion
+from catalog.models import Category
+from config.http import HtmxHttpRequest
+from review.models import Correction, EvaluationRun, PromptActivation
+from review.tuning import services
+
+TUNERS = (TAXONOMY_ADMINS, MANAGERS)
+
+
+def _categories():
+    return Category.objects.order_by("path")
+
+
+class PromptVersionForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    model = forms.CharField(
+        max_length=200, required=False, help_text="Blank: the configured ANNOTATOR_MODEL."
+    )
+    system_prompt = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 18}),
+        strip=False,
+        help_text="{taxonomy} is replaced by the categories and allowed values.",
+    )
+    user_template = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        strip=False,
+        help_text="Per product. {title} is the product title.",
+    )
+
+
+class EvaluationForm(forms.Form):
+    prompt_version = forms.ModelChoiceField(
+        queryset=PromptVersion.objects.order_by("-version"),
+        label="Prompt version",
+        empty_label=None,  # the newest version comes first: usually the one to try
+    )
+    model = forms.CharField(
+        max_length=200,
+        required=False,
+        help_text="Blank: the version's own model.",
+        widget=forms.TextInput(attrs={"list": "known-models"}),
+    )
+    sample = forms.ChoiceField(choices=EvaluationRun.Sample.choices, initial="random")
+    size = forms.IntegerField(min_value=1, max_value=services.MAX_EVALUATION_SIZE, initial=100)
+    seed = forms.IntegerField(
+        required=False, min_value=0, max_value=2**31 - 1, help_text="Blank: a new random seed."
+    )
+
+
+class CorrectionFilterForm(forms.Form):
+    category = forms.ModelChoiceField(queryset=_categories(), required=False)
+    model = forms.CharField(max_length=200, required=False)
+    prompt_version = forms.ModelChoiceField(
+        queryset=PromptVersion.objects.order_by("-version"), required=False
+    )
+    date_from = forms.DateField(required=False)
+    date_to = forms.DateField(required=False)
+
+
+class CalibrationForm(forms.Form):
+    prompt_version = forms.ModelChoiceField(
+        queryset=PromptVersion.objects.order_by("-version"),
+        required=False,
+        help_text="Blank: the active version.",
+    )
+    target = forms.FloatField(min_value=50, max_value=100, initial=95, label="Target precision (%)")
+    kept = forms.ChoiceField(choices=list(services.KEPT_RULES.items()), initial="category")
+    category = forms.ModelChoiceField(queryset=_categories(), required=False)
+    bins = forms.IntegerField(min_value=2, max_value=20, initial=10)
+
+
+class ThresholdApplyForm(forms.Form):
+    category = forms.ModelChoiceField(queryset=_categories())
+    threshold = forms.FloatField(min_value=0, max_value=1)
+
+
+# --- prompt versions ---------------------------------------------------------------
+
+
+@require_GET
+@role_required(*TUNERS)
+def prompt_list(request: HtmxHttpRequest) -> HttpResponse:
+    versions = PromptVersion.objects.select_related("created_by", "activated_by")
+    history = PromptActivation.objects.select_related("prompt_version", "previous", "activated_by")[
+        :30
+    ]
+    return render(
+        request, "review/tuning/prompt_list.html", {"versions": versions, "history": history}
+    )
+
+
+@require_GET
+@role_required(*TUNERS)
+def prompt_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    version = get_object_or_404(
+        PromptVersion.objects.select_related("created_by", "activated_by"), pk=pk
+    )
+    context = {
+        "version": version,
+        "history": PromptActivation.objects.filter(prompt_version=version).select_related(
+            "previous", "activated_by"
+        )[:30],
+        "runs": EvaluationRun.objects.filter(prompt_version=version).select_related("baseline")[
+            :10
+        ],
+    }
+    return render(request, "review/tuning/prompt_detail.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+@role_required(*TUNERS)
+def prompt_new(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """A new version from an old one: its text and model, edited."""
+    source = get_object_or_404(PromptVersion, pk=pk)
+    initial = {
+        "name": f"{source.name} (edited)"[:200],
+        "model": request.GET.get("model", source.model)[:200],
+        "system_prompt": source.system_prompt,
+        "user_template": source.user_template,
+    }
+    form = PromptVersionForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            version = services.prompt_version_create(
+                source=source, user=request.user, **form.cleaned_data
+            )
+        except services.TuningError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, f"Version {version.version} saved. It is not active yet.")
+            return redirect("prompt_detail", pk=version.pk)
+    return render(request, "review/tuning/prompt_form.html", {"form": form, "source": source})
+
+
+@require_POST
+@role_required(*TUNERS)
+def prompt_activate(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    version = get_object_or_404(PromptVersion, pk=pk)
+    if services.prompt_version_activate(prompt_version=version, user=request.user) is None:
+        messages.info(request, f"Version {version.version} was already active.")
+    else:
+        messages.success(
+            request, f"Version {version.version} is now active: new annotations use it."
+        )
+    return redirect("prompt_detail", pk=version.pk)
+
+
+# --- corrections browser -----------------------------------------------------------
+
+
+@require_GET
+@role_required(*TUNERS)
+def corrections_browser(request: HtmxHttpRequest) -> HttpResponse:
+    """The most frequent (AI value -> reviewer value) pairs of each field."""
+    form = CorrectionFilterForm(request.GET)
+    form.is_valid()  # invalid fields are shown with their error and not applied
+    data = form.cleaned_data
+    filters = services.CorrectionFilters(
+        category=data.get("category"),
+        model=data.get("model") or "",
+        prompt_version=data.get("prompt_version"),
+        date_from=data.get("date_from"),
+        date_to=data.get("date_to"),
+    )
+    context = {
+        "form": form,
+        "fields": services.correction_pairs(filters=filters),
+        "models": Correction.objects.exclude(model="")
+        .order_by("model")
+        .values_list("model", flat=True)
+        .distinct(),
+    }
+    if request.htmx:
+        return render(request, "review/tuning/corrections.html#results", context)
+    return render(request, "review/tuning/corrections.html", context)
+
+
+# --- offline evaluation --------------------------------------------------------------
+
+
+def _evaluation_list(request: HtmxHttpRequest, form: EvaluationForm) -> HttpResponse:
+    runs = EvaluationRun.objects.select_related(
+        "prompt_version", "baseline", "created_by"
+    ).annotate(done=Count("items", filter=Q(items__done_at__isnull=False)))[:30]
+    active = PromptVersion.objects.filter(is_active=True).first()
+    gold = services.gold_decisions().count()
+    return render(
+        request,
+        "review/tuning/evaluation_list.html",
+        {
+            "form": form,
+            "runs": runs,
+            "active": active,
+            "gold": gold,
+            "known_models": sorted(name for name in settings.ANNOTATOR_PRICES if name != "local"),
+        },
+    )
+
+
+@require_GET
+@role_required(*TUNERS)
+def evaluation_list(request: HtmxHttpRequest) -> HttpResponse:
+    initial = {"prompt_version": request.GET.get("version"), "model": request.GET.get("model", "")}
+    return _evaluation_list(request, EvaluationForm(initial=initial))
+
+
+@require_POST
+@role_required(*TUNERS)
+def evaluation_start(request: HtmxHttpRequest) -> HttpResponse:
+    form = EvaluationForm(request.POST)
+    if form.is_valid():
+        try:
+            run = services.evaluation_start(user=request.user, **form.cleaned_data)
+        except services.TuningError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, f"Evaluation #{run.pk} of {run.total} items queued.")
+            return redirect("evaluation_detail", pk=run.pk)
+    return _evaluation_list(request, form)
+
+
+@require_GET
+@role_required(*TUNERS)
+def evaluation_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    run = get_object_or_404(
+        EvaluationRun.objects.select_related("prompt_version", "baseline", "created_by"), pk=pk
+    )
+    context = {"run": run, "report": services.evaluation_report(run)}
+    if request.htmx:
+        return render(request, "review/tuning/evaluation_detail.html#results", context)
+    return render(request, "review/tuning/evaluation_detail.html", context)
+
+
+# --- calibration ------------------------------------------------------------------------
+
+
+CALIBRATION_DEFAULTS = {"target": "95", "kept": "category", "bins": "10"}
+
+
+@require_GET
+@role_required(*TUNERS)
+def calibration(request: HtmxHttpRequest) -> HttpResponse:
+    """Reliability curve and the lowest threshold reaching the target
+    precision, for the active version unless another is chosen."""
+    form = CalibrationForm({**CALIBRATION_DEFAULTS, **request.GET.dict()})
+    form.is_valid()  # invalid fields are shown with their error; defaults apply
+    data = form.cleaned_data
+    version = data.get("prompt_version") or PromptVersion.objects.filter(is_active=True).first()
+    result = None
+    if version is not None:
+        result = services.calibration_compute(
+            prompt_version=version,
+            target=data.get("target", 95) / 100,
+            kept_rule=data.get("kept", "category"),
+            category=data.get("category"),
+            bins=data.get("bins", 10),
+        )
+    context = {
+        "form": form,
+        "result": result,
+        "apply_form": ThresholdApplyForm(
+            initial={
+                "category": data.get("category"),
+                "threshold": result.choice.threshold if result and result.choice else None,
+            }
+        ),
+        "query": urlencode({k: v for k, v in request.GET.items() if v}),
+        "kept_rules": services.KEPT_RULES,
+    }
+    if request.htmx:
+        return render(request, "review/tuning/calibration.html#results", context)
+    return render(request, "review/tuning/calibration.html", context)
+
+
+@require_POST
+@role_required(*TUNERS)
+def calibration_apply(request: HtmxHttpRequest) -> HttpResponse:
+    """Apply a threshold to one category (and its subtree without its own)."""
+    form = ThresholdApplyForm(request.POST)
+    if form.is_valid():
+        category = services.category_threshold_apply(
+            category=form.cleaned_data["category"],
+            threshold=form.cleaned_data["threshold"],
+            user=request.user,
+        )
+        messages.success(
+            request, f"{category.path}: review threshold set to {category.review_threshold:g}."
+        )
+    else:
+        errors = "; ".join(f"{name}: {' '.join(e)}" for name, e in form.errors.items())
+        messages.error(request, f"Nothing was changed. {errors}")
+    # Back to the calibration as it was shown; only its own filters are kept.
+    shown = QueryDict(request.POST.get("query", ""))
+    back = urlencode({k: v for k, v in shown.items() if k in CalibrationForm.base_fields and v})
+    return redirect(reverse("calibration") + (f"?{back}" if back else ""))

@@ -1,0 +1,433 @@
+"""The review queue in the browser: one item at a time with the keyboard, and
+bulk mode for groups that share a predicted category.
+
+All queue logic lives in review.services; a view parses the form, calls one
+service and renders the next item (the `item` partial for htmx, a redirect to
+the queue without JavaScript)."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages
+from django.db.models import Exists, OuterRef, Subquery
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import trigger_client_event
+
+from accounts.roles import TAGGERS, TAXONOMY_ADMINS, role_required
+from annotator.models import Annotation
+from catalog.models import Attribute, Product, ProductImage
+from catalog.vocabulary import vocabulary_current
+from config.http import HtmxHttpRequest
+from review import services
+from review.models import Claim, Decision
+
+REVIEWERS = (TAGGERS, TAXONOMY_ADMINS)
+# A field the model was less sure of than this is highlighted and edited first.
+LOW_CONFIDENCE = 0.7
+# Images of the next open items the browser fetches ahead (peeked, not claimed).
+PREFETCH_IMAGES = 3
+BULK_SIZE = 40
+MAX_SECONDS = 3600.0
+# The page a reviewer has open, per mode: see review_release.
+PAGE_TOKEN_KEYS = {"queue": "review_page_queue", "bulk": "review_page_bulk"}
+
+
+# --- one item at a time --------------------------------------------------------
+
+
+@require_GET
+@role_required(*REVIEWERS)
+@never_cache
+def review_queue(request: HtmxHttpRequest) -> HttpResponse:
+    """The reviewer's held item, or the next open one claimed for them."""
+    claim = services.review_item_claim(reviewer=request.user)
+    if claim is None:
+        context = _empty_context(request)
+    else:
+        context = _item_context(
+            request,
+            claim.product,
+            editing=request.GET.get("edit") == "1",
+            revealed=request.GET.get("reveal") == "1",
+        )
+    return _render_queue(request, context)
+
+
+@require_POST
+@role_required(*REVIEWERS)
+def review_decide(request: HtmxHttpRequest, product_id: int, action: str) -> HttpResponse:
+    """Accept, edit, reject or skip the item, then show the next one."""
+    values = _posted_values(request) if action == Decision.Action.EDIT else None
+    try:
+        outcome = services.decision_record(
+            reviewer=request.user,
+            product_id=product_id,
+            version=_int(request.POST.get("version")),
+            action=action,
+            values=values,
+            vocabulary=vocabulary_current(),
+            reason=request.POST.get("reason", "").strip(),
+            seconds=_seconds(request.POST.get("seconds")),
+        )
+    except services.StaleSubmission as exc:
+        messages.warning(request, str(exc))
+    except services.InvalidValues as exc:
+        # The service checked the item is still in the queue and not taken:
+        # show it again in edit mode with what was typed and what is wrong.
+        product = Product.objects.get(pk=product_id)
+        context = _item_context(request, product, editing=True, errors=exc.errors, values=values)
+        return _render_queue(request, context)
+    else:
+        undoable = action != Decision.Action.SKIP
+        messages.success(
+            request,
+            f"{outcome.decision.product.sku}: {outcome.message}",
+            extra_tags="undoable" if undoable else "",
+        )
+    return _next_item(request)
+
+
+@require_POST
+@role_required(*REVIEWERS)
+def review_undo(request: HtmxHttpRequest) -> HttpResponse:
+    """Bring the reviewer's last decision back as their current item."""
+    try:
+        decision = services.decision_undo(reviewer=request.user)
+    except services.StaleSubmission as exc:
+        messages.warning(request, str(exc))
+    else:
+        if decision is None:
+            messages.info(request, "Nothing to undo.")
+        else:
+            sku = Product.objects.values_list("sku", flat=True).get(pk=decision.product_id)
+            messages.success(request, f"{sku}: {decision.get_action_display()} undone.")
+    return _next_item(request)
+
+
+@require_POST
+@role_required(*REVIEWERS)
+def review_renew(request: HtmxHttpRequest) -> HttpResponse:
+    """Heartbeat while a page shows items: extend their leases."""
+    lost = [
+        product_id
+        for product_id in _ids(request.POST.getlist("product"))
+        if not services.review_claim_renew(reviewer=request.user, product_id=product_id)
+    ]
+    if lost and request.htmx:
+        return trigger_client_event(HttpResponse(), "leaseLost", {"products": lost})
+    return HttpResponse(status=204)
+
+
+@require_POST
+@role_required(*REVIEWERS)
+def review_release(request: HtmxHttpRequest) -> HttpResponse:
+    """Beacon sent when the reviewer leaves a review page: give the items back.
+
+    A reload sends the old page's beacon after the new page has loaded (and
+    re-claimed the same item), so the beacon carries the token of the page
+    it came from and only the latest page of that mode may release."""
+    mode = "bulk" if request.POST.get("mode") == "bulk" else "queue"
+    token = request.POST.get("page", "")
+    if token and secrets.compare_digest(token, request.session.get(PAGE_TOKEN_KEYS[mode], "")):
+        services.review_claim_release(
+            reviewer=request.user, product_ids=_ids(request.POST.getlist("product"))
+        )
+    return HttpResponse(status=204)
+
+
+# --- bulk mode -------------------------------------------------------------------
+
+
+@require_GET
+@role_required(*REVIEWERS)
+@never_cache
+def review_bulk(request: HtmxHttpRequest) -> HttpResponse:
+    """A group of open items predicted as the same category, all ticked."""
+    claims = services.review_bulk_claim(reviewer=request.user, size=BULK_SIZE)
+    context = _bulk_context(request, [claim.product_id for claim in claims])
+    if request.htmx:
+        return render(request, "review/bulk.html#grid", {**context, "inline_messages": True})
+    context["page_token"] = _page_token(request, "bulk")
+    return render(request, "review/bulk.html", context)
+
+
+@require_POST
+@role_required(*REVIEWERS)
+def review_bulk_accept(request: HtmxHttpRequest) -> HttpResponse:
+    """Accept the ticked items of the group; the unticked go back to the queue."""
+    versions: dict[int, int] = {}
+    for item in request.POST.getlist("item"):  # "<product id>:<version>"
+        product_id, _, version = item.partition(":")
+        if product_id.isdigit() and version.isdigit():
+            versions[int(product_id)] = int(version)
+    ticked = [pk for pk in _ids(request.POST.getlist("accept")) if pk in versions]
+    unticked = [pk for pk in versions if pk not in ticked]
+    accepted, failed = services.review_bulk_accept(
+        reviewer=request.user,
+        accept={pk: versions[pk] for pk in ticked},
+        # The ticked ids too: the service keeps the lease of an item it could
+        # not accept (changed meanwhile, or a value needing an edit), which
+        # would hide it from everyone until the lease ran out.
+        release=unticked + ticked,
+        vocabulary=vocabulary_current(),
+    )
+    text = f"Accepted {accepted} item{'s' if accepted != 1 else ''}."
+    if unticked:
+        text += f" {len(unticked)} unticked went back to the queue."
+    if failed:
+        text += (
+            f" {failed} could not be accepted (changed meanwhile or a value needs an edit)"
+            " and went back to the queue."
+        )
+    if failed:
+        messages.warning(request, text)
+    else:
+        messages.success(request, text)
+    if request.htmx:
+        claims = services.review_bulk_claim(reviewer=request.user, size=BULK_SIZE)
+        context = _bulk_context(request, [claim.product_id for claim in claims])
+        return render(request, "review/bulk.html#grid", {**context, "inline_messages": True})
+    return redirect("review_bulk")
+
+
+# --- helpers ---------------------------------------------------------------------
+
+
+def _render_queue(request: HtmxHttpRequest, context: dict[str, Any]) -> HttpResponse:
+    if request.htmx:
+        return render(request, "review/queue.html#item", {**context, "inline_messages": True})
+    vocabulary = vocabulary_current()
+    context |= {
+        "page_token": _page_token(request, "queue"),
+        "category_terms": vocabulary.categories,
+        "attribute_terms": vocabulary.attributes,
+    }
+    return render(request, "review/queue.html", context)
+
+
+def _next_item(request: HtmxHttpRequest) -> HttpResponse:
+    """After a decision: the next item for htmx, POST-redirect-GET without it."""
+    if not request.htmx:
+        return redirect("review_queue")
+    claim = services.review_item_claim(reviewer=request.user)
+    if claim is None:
+        return _render_queue(request, _empty_context(request))
+    return _render_queue(request, _item_context(request, claim.product))
+
+
+def _page_token(request: HtmxHttpRequest, mode: str) -> str:
+    token = secrets.token_urlsafe(12)
+    request.session[PAGE_TOKEN_KEYS[mode]] = token
+    return token
+
+
+def _empty_context(request: HtmxHttpRequest) -> dict[str, Any]:
+    return {
+        "product": None,
+        "counts": services.queue_counts(reviewer=request.user),
+        "stats": services.reviewer_stats(reviewer=request.user),
+    }
+
+
+def _item_context(
+    request: HtmxHttpRequest,
+    product: Product,
+    *,
+    editing: bool = False,
+    revealed: bool = False,
+    errors: dict[str, str] | None = None,
+    values: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    annotation = services.latest_annotation(product)
+    suggestion = services.suggestion_values(annotation)
+    blind = (
+        annotation is not None
+        and annotation.review_reason == Annotation.Reason.AUDIT
+        and settings.REVIEW_AUDIT_BLIND
+        and not revealed
+    )
+    errors = errors or {}
+    if values is None:
+        # A blind audit is edited from scratch, so the suggestion cannot anchor it.
+        values = {"category": "", "attributes": {}, "tags": []} if blind else suggestion
+    rows = _field_rows(annotation, suggestion, values, errors)
+    first = next((row for row in rows if row["error"]), None) or next(
+        (row for row in rows if row["low"] or row["unmapped"]), rows[0]
+    )
+    first["first"] = True
+    return {
+        "product": product,
+        "annotation": annotation,
+        "image": _image_for(product, annotation),
+        "rows": rows,
+        "blind": blind,
+        "editing": editing or bool(errors),
+        "errors": errors,
+        "reason_detail": _reason_detail(annotation),
+        "upcoming_images": _upcoming_images(exclude=product.pk),
+        "stats": services.reviewer_stats(reviewer=request.user),
+        "low_confidence": LOW_CONFIDENCE,
+    }
+
+
+def _field_rows(
+    annotation: Annotation | None,
+    suggestion: dict[str, Any],
+    values: dict[str, Any],
+    errors: dict[str, str],
+) -> list[dict[str, Any]]:
+    """One row per field: the AI's value and confidence, and the edit input."""
+    confidence = annotation.field_confidence if annotation else {}
+    unmapped = annotation.unmapped if annotation else {}
+    category_scores = [
+        confidence[name] for name in ("category", "subcategory") if confidence.get(name) is not None
+    ]
+    category_raw = [unmapped[name] for name in ("category", "subcategory") if name in unmapped]
+    rows = [
+        _row(
+            name="category",
+            label="Category",
+            value=suggestion["category"],
+            suggested=suggestion["category"],
+            confidence=min(category_scores) if category_scores else None,
+            raw=" / ".join(str(raw) for raw in category_raw),
+            unmapped=bool(category_raw),
+            input_value=values.get("category", ""),
+            error=errors.get("category", ""),
+        )
+    ]
+    for code, label in Attribute.objects.order_by("position", "code").values_list("code", "name"):
+        rows.append(
+            _row(
+                name=code,
+                label=label,
+                value=suggestion["attributes"].get(code, ""),
+                suggested=suggestion["attributes"].get(code, ""),
+                confidence=confidence.get(code),
+                raw=str(unmapped.get(code, "")),
+                unmapped=code in unmapped,
+                input_value=values.get("attributes", {}).get(code, ""),
+                error=errors.get(code, ""),
+            )
+        )
+    rows.append(
+        _row(
+            name="tags",
+            label="Tags",
+            value=suggestion["tags"],
+            suggested=", ".join(suggestion["tags"]),
+            confidence=None,
+            raw="",
+            unmapped=False,
+            input_value=", ".join(values.get("tags", [])),
+            error=errors.get("tags", ""),
+        )
+    )
+    return rows
+
+
+def _row(*, confidence: float | None, **fields: Any) -> dict[str, Any]:
+    return {
+        **fields,
+        "confidence": confidence,
+        "percent": round(confidence * 100) if confidence is not None else None,
+        "low": confidence is not None and confidence < LOW_CONFIDENCE,
+        "first": False,
+    }
+
+
+def _reason_detail(annotation: Annotation | None) -> str:
+    if annotation is None:
+        return "No annotation yet."
+    if annotation.image_issues:
+        return ", ".join(str(issue) for issue in annotation.image_issues)
+    if annotation.error:
+        return annotation.error[:200]
+    if annotation.score is not None and annotation.threshold is not None:
+        return f"score {annotation.score:.2f}, needs {annotation.threshold:.2f}"
+    return ""
+
+
+def _image_for(product: Product, annotation: Annotation | None) -> ProductImage | None:
+    """The image the AI saw, else the product's primary ready image."""
+    images = ProductImage.objects.filter(product=product, status=ProductImage.Status.READY)
+    if annotation is not None and annotation.image_id:
+        image = images.filter(pk=annotation.image_id).first()
+        if image is not None:
+            return image
+    return images.order_by("position").first()
+
+
+def _upcoming_images(*, exclude: int) -> list[int]:
+    """Primary image ids of the next open items, oldest first (one query)."""
+    live = Claim.objects.filter(product=OuterRef("pk"), expires_at__gt=timezone.now())
+    primary = ProductImage.objects.filter(
+        product=OuterRef("pk"), status=ProductImage.Status.READY
+    ).order_by("position")
+    image_ids = (
+        Product.objects.filter(status=Product.Status.NEEDS_REVIEW)
+        .exclude(pk=exclude)
+        .exclude(Exists(live))
+        .annotate(image_id=Subquery(primary.values("id")[:1]))
+        .order_by("id")
+        .values_list("image_id", flat=True)[:PREFETCH_IMAGES]
+    )
+    return [image_id for image_id in image_ids if image_id]
+
+
+def _bulk_context(request: HtmxHttpRequest, product_ids: list[int]) -> dict[str, Any]:
+    latest = Annotation.objects.filter(product=OuterRef("pk")).order_by("-id")
+    primary = ProductImage.objects.filter(
+        product=OuterRef("pk"), status=ProductImage.Status.READY
+    ).order_by("position")
+    products = list(
+        Product.objects.filter(pk__in=product_ids)
+        .annotate(
+            image_id=Subquery(primary.values("id")[:1]),
+            predicted=Subquery(latest.values("category__path")[:1]),
+            reason=Subquery(latest.values("review_reason")[:1]),
+        )
+        .order_by("id")
+    )
+    reasons = dict(Annotation.Reason.choices)
+    for product in products:
+        product.reason_label = reasons.get(product.reason, "")
+    return {
+        "products": products,
+        "category_path": products[0].predicted if products else "",
+        "counts": None if products else services.queue_counts(reviewer=request.user),
+        "stats": services.reviewer_stats(reviewer=request.user),
+    }
+
+
+def _posted_values(request: HtmxHttpRequest) -> dict[str, Any]:
+    codes = Attribute.objects.values_list("code", flat=True)
+    return {
+        "category": request.POST.get("category", "").strip(),
+        "attributes": {code: request.POST.get(code, "").strip() for code in codes},
+        "tags": [tag.strip() for tag in request.POST.get("tags", "").split(",") if tag.strip()],
+    }
+
+
+def _int(value: str | None) -> int:
+    return int(value) if value and value.isdigit() else 0
+
+
+def _seconds(value: str | None) -> float:
+    """Time on screen as measured by the page (0 without JavaScript)."""
+    try:
+        seconds = float(value or 0)
+    except ValueError:
+        return 0.0
+    return min(max(seconds, 0.0), MAX_SECONDS) if seconds == seconds else 0.0
+
+
+def _ids(values: list[str]) -> list[int]:
+    return [int(value) for value in values if value.isdigit()][:200]
