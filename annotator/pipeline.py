@@ -308,3 +308,55 @@ def _store(
         annotation.latency_ms,
     )
     return annotation
+
+
+def renormalise_latest(*, product: Product, rng: random.Random | None = None) -> Annotation | None:
+    """Re-map and re-route the product's latest parsed answer against the
+    current taxonomy; None when there is nothing to redo (no parsed answer,
+    or the outcome would not change)."""
+    latest = product.annotations.order_by("-id").first()
+    if latest is None or latest.status != Annotation.Status.OK or not latest.parsed:
+        return None
+    vocabulary = vocabulary_current()
+    answer = AnnotationOut.model_validate(latest.parsed)
+    normalised = annotation_normalise(answer, vocabulary)
+    if (
+        normalised.unmapped == latest.unmapped
+        and (normalised.category.id if normalised.category else None) == latest.category_id
+    ):
+        return None
+    score = routing_score(answer, normalised)
+    threshold = review_threshold(normalised.category, vocabulary)
+    route, reason = route_decide(
+        answer=answer,
+        normalised=normalised,
+        score=score,
+        threshold=threshold,
+        audit_draw=(rng or random.Random()).random(),
+    )
+    return _store(
+        product=product,
+        batch=None,
+        prompt=latest.prompt_version,
+        fields={
+            "image": latest.image,
+            "status": Annotation.Status.OK,
+            "provider": latest.provider,
+            "arm": latest.arm,
+            "model": latest.model,
+            "raw_response": latest.raw_response,
+            "parsed": latest.parsed,
+            "category_id": normalised.category.id if normalised.category else None,
+            "attributes": normalised.attributes,
+            "tags": normalised.tags,
+            "field_confidence": normalised.field_confidence,
+            "unmapped": normalised.unmapped,
+            "image_issues": answer.image_issues,
+            "confidence": answer.confidence,
+            "score": score,
+            "threshold": threshold,
+            "route": route,
+            "review_reason": reason,
+            "error": f"re-normalised from annotation #{latest.pk} after a taxonomy change",
+        },
+    )

@@ -122,3 +122,22 @@ def batch_progress(batch: AnnotationBatch) -> BatchProgress:
         rate_per_min=round(rate, 1),
         eta_s=round(remaining / (rate / 60), 0) if remaining and rate else None,
     )
+
+
+def annotation_renormalise(*, product_ids: list[int], user=None) -> tuple[int, int]:
+    """Map the stored answers of products in review to the taxonomy again and
+    re-route them, without calling a provider: after an admin added a synonym
+    or a value, items that were `unmapped_value` may now be accepted.
+
+    Each re-routed product gets a new Annotation (cost 0, same provider, arm,
+    model and prompt) so the history shows why its route changed. Returns
+    (re-routed, now auto-accepted)."""
+    from annotator.pipeline import renormalise_latest
+
+    rerouted = accepted = 0
+    for product in Product.objects.filter(id__in=product_ids, status=Product.Status.NEEDS_REVIEW):
+        annotation = renormalise_latest(product=product)
+        if annotation is not None:
+            rerouted += 1
+            accepted += annotation.route == Annotation.Route.AUTO_ACCEPTED
+    return rerouted, accepted

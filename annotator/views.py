@@ -3,11 +3,12 @@ from __future__ import annotations
 from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.roles import MANAGERS, TAXONOMY_ADMINS, role_required
 from annotator.models import AnnotationBatch
-from annotator.services import annotation_batch_create, batch_progress
+from annotator.services import annotation_batch_create, annotation_renormalise, batch_progress
 from catalog.models import Category, Product
 from catalog.selectors import product_list_queryset
 from config.http import HtmxHttpRequest
@@ -65,3 +66,19 @@ def batch_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     if request.htmx:
         return render(request, "annotator/batch_detail.html#progress", context)
     return render(request, "annotator/batch_detail.html", context)
+
+
+@require_POST
+@role_required(TAXONOMY_ADMINS)
+def renormalise(request: HtmxHttpRequest) -> HttpResponse:
+    """Re-map chosen products' stored answers after a taxonomy fix (no provider call)."""
+    ids = [int(i) for i in request.POST.getlist("product") if i.isdigit()]
+    rerouted, accepted = annotation_renormalise(product_ids=ids, user=request.user)
+    messages.success(
+        request,
+        f"Re-normalised {len(ids)} products: {rerouted} re-routed, {accepted} now auto-accepted.",
+    )
+    target = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+        target = "taxonomy_unmapped"
+    return redirect(target)
