@@ -136,7 +136,11 @@ class Annotation(models.Model):
     class Meta:
         ordering = ["-id"]
         indexes = [
-            models.Index(fields=["product", "-id"], name="annotation_product_latest"),
+            # Latest annotation per product; created_at lets the reports'
+            # backlog query read the index alone.
+            models.Index(
+                fields=["product", "-id", "created_at"], name="annotation_product_latest_at"
+            ),
             models.Index(fields=["batch", "route"], name="annotation_batch_route"),
             models.Index(fields=["review_reason"], name="annotation_reason"),
         ]

@@ -120,6 +120,7 @@ class Product(models.Model):
             # Keyset pagination of filtered lists: WHERE status = ? ORDER BY id DESC.
             models.Index(fields=["status", "-id"], name="product_status_id"),
             models.Index(fields=["category", "-id"], name="product_category_id"),
+            models.Index(fields=["created_at"], name="product_created"),  # reports
         ]
 
     def __str__(self) -> str:

@@ -10,7 +10,7 @@ half-open interval in UTC, so DST days are 23 or 25 hours long).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import Decimal, InvalidOperation
 
 from django.http import QueryDict
@@ -57,7 +57,7 @@ class DateRange:
         if not self.hourly:
             return self.dates()
         keys: list[datetime] = []
-        at = self.start_at.astimezone(timezone.UTC)
+        at = self.start_at.astimezone(UTC)
         while at < self.end_at:
             key = timezone.localtime(at, self.tz).replace(tzinfo=None)
             if key not in keys:
@@ -74,9 +74,11 @@ class DateRange:
             return 0.0
         if today > self.end:
             return float(self.days)
-        day_start = datetime.combine(today, time.min, tzinfo=self.tz)
+        # In UTC: Python subtracts datetimes sharing a tzinfo as wall-clock
+        # times, which would make every day 24 hours long.
+        day_start = datetime.combine(today, time.min, tzinfo=self.tz).astimezone(UTC)
         day_end = datetime.combine(today + timedelta(days=1), time.min, tzinfo=self.tz)
-        share = (now - day_start) / (day_end - day_start)
+        share = (now.astimezone(UTC) - day_start) / (day_end.astimezone(UTC) - day_start)
         return (today - self.start).days + share
 
     def query(self) -> dict[str, str]:

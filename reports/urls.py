@@ -1,3 +1,13 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from reports import views
+
+app_name = "reports"
+
+urlpatterns = [
+    path("", views.overview, name="overview"),
+    path("throughput/", views.throughput, name="throughput"),
+    path("people/", views.people, name="people"),
+    path("quality/", views.quality, name="quality"),
+    path("cost/", views.cost, name="cost"),
+]

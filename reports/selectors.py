@@ -1,0 +1,495 @@
+"""Read-only aggregate queries behind the report pages.
+
+Every function here returns aggregates computed by the database (GROUP BY
+over an indexed created_at range); no function loads annotation, decision or
+correction rows into Python. Days and hours are buckets in the range's time
+zone (settings.TIME_ZONE), truncated in SQL (`AT TIME ZONE` on PostgreSQL).
+
+Definitions (shown on the pages too):
+- annotated: Annotation rows created in the range; products: distinct products among them;
+- auto-accepted / sent to review / failed: those rows by route;
+- decided: Decisions accept, edit or reject that were not undone, by created_at;
+  reviewed = accept + edit, rejected = reject;
+- calls: annotations that reached a provider (status is not image_error);
+- latency: annotations a provider answered (status ok or parse_error).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from django.core.exceptions import EmptyResultSet
+from django.db import connection, transaction
+from django.db.models import (
+    Aggregate,
+    Count,
+    F,
+    FloatField,
+    IntegerField,
+    Min,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+)
+from django.db.models.fields.json import KT
+from django.db.models.functions import Cast, TruncDate, TruncHour
+from django.utils import timezone
+
+from annotator.models import Annotation, PromptVersion
+from catalog.models import Category, Product
+from reports.dates import DateRange
+from review.models import Correction, Decision
+
+A = Annotation
+ANSWERED = (A.Status.OK, A.Status.PARSE_ERROR)
+CALLED = ~Q(status=A.Status.IMAGE_ERROR)
+DECIDED_ACTIONS = (Decision.Action.ACCEPT, Decision.Action.EDIT, Decision.Action.REJECT)
+REVIEWED_ACTIONS = (Decision.Action.ACCEPT, Decision.Action.EDIT)
+DECIDED = Q(undone_at__isnull=True, action__in=DECIDED_ACTIONS)
+PERCENTILES = (0.5, 0.95, 0.99)
+
+# Annotation.errors holds one string per failed attempt, as the providers and
+# the router write them: "429 rate limited", "503 server error", "timeout",
+# "connection error", and "<provider>: <why>" when an arm failed (or its
+# circuit was open) and the fallback answered. LIKE patterns, so PostgreSQL
+# and SQLite classify identically; the first match wins.
+ERROR_KINDS = (
+    ("429", "429 rate limited"),
+    ("5xx", "5xx server error"),
+    ("timeout", "Timeout"),
+    ("connection", "Connection error"),
+    ("failover", "Arm failed, fallback used"),
+    ("other", "Other"),
+)
+_KIND_CASE = """CASE
+    WHEN {msg} LIKE '429 %%' THEN '429'
+    WHEN {msg} LIKE '5__ %%' THEN '5xx'
+    WHEN {msg} = 'timeout' OR {msg} LIKE '408 %%' THEN 'timeout'
+    WHEN {msg} = 'connection error' THEN 'connection'
+    WHEN {msg} LIKE '4__ %%' THEN 'other'
+    WHEN {msg} LIKE '%%: %%' THEN 'failover'
+    ELSE 'other' END"""
+
+
+@contextmanager
+def report_reads() -> Iterator[None]:
+    """Run a page's queries in one transaction, with PostgreSQL's JIT off.
+
+    JIT compiles a query when its estimated cost passes jit_above_cost; these
+    aggregates over a range cross that line easily and then spend 30-400 ms
+    compiling to save a few. SET LOCAL ends with the transaction."""
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL jit = off")
+        yield
+
+
+def in_range(rng: DateRange, field: str = "created_at") -> Q:
+    return Q(**{f"{field}__gte": rng.start_at, f"{field}__lt": rng.end_at})
+
+
+def _bucket(rng: DateRange, *, hourly: bool, field: str = "created_at"):
+    if hourly:
+        return TruncHour(field, tzinfo=rng.tz)
+    return TruncDate(field, tzinfo=rng.tz)
+
+
+def bucket_key(value: Any) -> date | datetime | None:
+    """A bucket as the ORM or a raw cursor returns it, as a date or a naive
+    local hour (the keys of DateRange.buckets)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value) if len(value) > 10 else date.fromisoformat(value)
+    if isinstance(value, datetime):
+        if timezone.is_aware(value):
+            value = timezone.localtime(value, value.tzinfo)
+        return value.replace(tzinfo=None, minute=0, second=0, microsecond=0)
+    return value
+
+
+# --- percentiles ---------------------------------------------------------------
+
+
+class PercentileCont(Aggregate):
+    """PostgreSQL's percentile_cont(p) WITHIN GROUP (ORDER BY expression)."""
+
+    function = "PERCENTILE_CONT"
+    name = "PercentileCont"
+    template = "%(function)s(%(percentile)s) WITHIN GROUP (ORDER BY %(expressions)s)"
+    output_field = FloatField()
+
+    def __init__(self, expression: str, percentile: float, **extra: Any):
+        if not 0 <= percentile <= 1:
+            raise ValueError("percentile must be within [0, 1]")
+        super().__init__(expression, percentile=repr(float(percentile)), **extra)
+
+
+def percentiles(
+    qs: QuerySet, *, value: str, group: str | None, ps: tuple[float, ...] = PERCENTILES
+) -> dict[Any, tuple[float, ...]]:
+    """Continuous percentiles of `value` per `group` (a field or annotation of
+    qs; None: one group, key None), interpolated like percentile_cont.
+
+    PostgreSQL computes them with percentile_cont. SQLite (development only)
+    has no percentile function, so there a window function ranks the values
+    in SQL and picks the two neighbours of each percentile; Python only
+    interpolates between those two numbers per group. No rows reach Python on
+    either database."""
+    qs = qs.order_by()
+    if connection.vendor == "postgresql":
+        aggregates = {f"p{i}": PercentileCont(value, p) for i, p in enumerate(ps)}
+        if group is None:
+            row = qs.aggregate(**aggregates)
+            if row["p0"] is None:
+                return {}
+            return {None: tuple(row[f"p{i}"] for i in range(len(ps)))}
+        return {
+            row[group]: tuple(row[f"p{i}"] for i in range(len(ps)))
+            for row in qs.values(group).annotate(**aggregates)
+        }
+    return _percentiles_ranked(qs, value=value, group=group, ps=ps)
+
+
+def _percentiles_ranked(
+    qs: QuerySet, *, value: str, group: str | None, ps: tuple[float, ...]
+) -> dict[Any, tuple[float, ...]]:
+    base = qs.values(g=F(group) if group else Value(1), v=F(value))
+    try:
+        sql, params = base.query.sql_with_params()
+    except EmptyResultSet:  # a queryset that can match nothing (.none())
+        return {}
+    # Row numbers are 1-based: percentile p sits between rows floor(p(n-1))+1 and +2.
+    picks = ", ".join(
+        f"MAX(CASE WHEN rn = CAST({p!r} * (n - 1) AS INTEGER) + 1 THEN v END), "
+        f"MAX(CASE WHEN rn = CAST({p!r} * (n - 1) AS INTEGER) + 2 THEN v END)"
+        for p in ps
+    )
+    query = (
+        f"SELECT g, MAX(n), {picks} FROM ("  # noqa: S608 - only numbers are interpolated
+        "SELECT g, v, ROW_NUMBER() OVER (PARTITION BY g ORDER BY v) AS rn, "
+        "COUNT(*) OVER (PARTITION BY g) AS n "
+        f"FROM ({sql}) AS base WHERE v IS NOT NULL) AS ranked GROUP BY g"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(query, params)
+        rows = cursor.fetchall()
+    result = {}
+    for key, count, *pairs in rows:
+        values = []
+        for i, p in enumerate(ps):
+            low, high = pairs[2 * i], pairs[2 * i + 1]
+            position = p * (count - 1)
+            fraction = position - int(position)
+            values.append(float(low) + fraction * (float(high if high is not None else low) - low))
+        result[key if group else None] = tuple(values)
+    return result
+
+
+# --- annotations -----------------------------------------------------------------
+
+
+def _annotation_figures() -> dict[str, Any]:
+    return {
+        "annotated": Count("id"),
+        "auto_accepted": Count("id", filter=Q(route=A.Route.AUTO_ACCEPTED)),
+        "sent_to_review": Count("id", filter=Q(route=A.Route.NEEDS_REVIEW)),
+        "failed": Count("id", filter=Q(route=A.Route.FAILED)),
+        "calls": Count("id", filter=CALLED),
+        "requests": Sum("attempts", filter=CALLED, default=0),
+        "cache_hits": Count("id", filter=Q(cached_input_tokens__gt=0)),
+        "input_tokens": Sum("input_tokens", default=0),
+        "cached_input_tokens": Sum("cached_input_tokens", default=0),
+        "output_tokens": Sum("output_tokens", default=0),
+        "cost": Sum("cost_usd", default=Decimal(0)),
+        "parse_errors": Count("id", filter=Q(status=A.Status.PARSE_ERROR)),
+        "provider_errors": Count("id", filter=Q(status=A.Status.PROVIDER_ERROR)),
+    }
+
+
+ANNOTATION_FIGURES = tuple(_annotation_figures())
+
+
+def annotation_buckets(rng: DateRange, *, hourly: bool) -> dict[Any, dict]:
+    """Annotation figures per day (or hour). Sum them for the range's totals:
+    one scan of the range serves both."""
+    rows = (
+        Annotation.objects.filter(in_range(rng))
+        .annotate(bucket=_bucket(rng, hourly=hourly))
+        .values("bucket")
+        .annotate(**_annotation_figures())
+        .order_by()
+    )
+    return {bucket_key(row.pop("bucket")): row for row in rows}
+
+
+def annotation_totals(rng: DateRange) -> dict[str, Any]:
+    return Annotation.objects.filter(in_range(rng)).aggregate(**_annotation_figures())
+
+
+def sum_figures(buckets: dict[Any, dict], keys: tuple[str, ...]) -> dict[str, Any]:
+    return {key: sum((row[key] for row in buckets.values()), 0) for key in keys}
+
+
+def annotated_products(rng: DateRange) -> int:
+    """Distinct products annotated in the range (a product annotated twice
+    counts once). Its own query: COUNT(DISTINCT) forces a sort, which the
+    grouped figures above should not pay for."""
+    return Annotation.objects.filter(in_range(rng)).aggregate(n=Count("product_id", distinct=True))[
+        "n"
+    ]
+
+
+def annotation_groups(rng: DateRange) -> list[dict[str, Any]]:
+    """Annotation figures per (day, arm, model): one scan gives the cost page
+    its days and its arms (a canary is compared on cost as well as quality)."""
+    rows = (
+        Annotation.objects.filter(in_range(rng))
+        .annotate(bucket=_bucket(rng, hourly=False))
+        .values("bucket", "arm", "model")
+        .annotate(**_annotation_figures())
+        .order_by()
+    )
+    return [{**row, "bucket": bucket_key(row["bucket"])} for row in rows]
+
+
+def sum_groups(rows: list[dict[str, Any]], by: tuple[str, ...]) -> dict[Any, dict[str, Any]]:
+    """Figures of annotation_groups summed per `by` (a key tuple; one field: the value)."""
+    result: dict[Any, dict[str, Any]] = {}
+    for row in rows:
+        key = row[by[0]] if len(by) == 1 else tuple(row[k] for k in by)
+        into = result.setdefault(key, dict.fromkeys(ANNOTATION_FIGURES, 0))
+        for name in ANNOTATION_FIGURES:
+            into[name] += row[name]
+    return result
+
+
+def latency_percentiles(rng: DateRange, *, by: str | None) -> dict[Any, tuple[float, ...]]:
+    """p50/p95/p99 of latency_ms of answered calls per day ("day"), per arm
+    ("arm") or over the range (None)."""
+    answered = Annotation.objects.filter(in_range(rng), status__in=ANSWERED)
+    if by == "day":
+        answered = answered.annotate(bucket=_bucket(rng, hourly=False))
+        return {
+            bucket_key(k): v
+            for k, v in percentiles(answered, value="latency_ms", group="bucket").items()
+        }
+    return percentiles(answered, value="latency_ms", group=by)
+
+
+def error_counts(rng: DateRange) -> list[tuple[date, str, str, int]]:
+    """(day, arm, kind, count) of failed attempts recorded in Annotation.errors,
+    classified in SQL: PostgreSQL expands the jsonb array with
+    jsonb_array_elements_text, SQLite with json_each."""
+    # Most annotations have no errors: leaving them out first also keeps
+    # PostgreSQL's estimate (100 elements per array) from inflating the cost.
+    base = (
+        Annotation.objects.filter(in_range(rng))
+        .exclude(errors=[])
+        .annotate(bucket=_bucket(rng, hourly=False))
+        .values("bucket", "arm", "errors")
+        .order_by()
+    )
+    sql, params = base.query.sql_with_params()
+    if connection.vendor == "postgresql":
+        elements = (
+            "CROSS JOIN LATERAL jsonb_array_elements_text(CASE WHEN "
+            "jsonb_typeof(base.errors) = 'array' THEN base.errors ELSE '[]'::jsonb END) AS e(msg)"
+        )
+        kind = _KIND_CASE.format(msg="e.msg")
+    else:
+        elements = ", json_each(CASE WHEN json_type(base.errors) = 'array' THEN base.errors "
+        elements += "ELSE '[]' END) AS e"
+        kind = _KIND_CASE.format(msg="e.value")
+    query = (
+        f"SELECT base.bucket, base.arm, {kind} AS kind, COUNT(*) "  # noqa: S608 - constants
+        f"FROM ({sql}) AS base {elements} GROUP BY 1, 2, 3"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(query, params)
+        return [(bucket_key(day), arm, k, n) for day, arm, k, n in cursor.fetchall()]
+
+
+# --- catalogue and review queue ----------------------------------------------------
+
+
+def imported_buckets(rng: DateRange, *, hourly: bool) -> dict[Any, int]:
+    rows = (
+        Product.objects.filter(in_range(rng))
+        .annotate(bucket=_bucket(rng, hourly=hourly))
+        .values("bucket")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    return {bucket_key(row["bucket"]): row["n"] for row in rows}
+
+
+def backlog() -> tuple[int, datetime | None]:
+    """Open review items now and when the oldest of them entered the queue (its
+    latest annotation, the one that routed it to review)."""
+    entered = (
+        Annotation.objects.filter(product=OuterRef("pk")).order_by("-id").values("created_at")[:1]
+    )
+    figures = (
+        Product.objects.filter(status=Product.Status.NEEDS_REVIEW)
+        .annotate(entered=Subquery(entered))
+        .aggregate(open=Count("id"), oldest=Min("entered"))
+    )
+    return figures["open"], figures["oldest"]
+
+
+# --- decisions and people ---------------------------------------------------------
+
+
+def _decision_figures() -> dict[str, Any]:
+    return {
+        "decided": Count("id", filter=DECIDED),
+        "reviewed": Count("id", filter=DECIDED & Q(action__in=REVIEWED_ACTIONS)),
+        "accepted": Count("id", filter=DECIDED & Q(action=Decision.Action.ACCEPT)),
+        "edited": Count("id", filter=DECIDED & Q(action=Decision.Action.EDIT)),
+        "rejected": Count("id", filter=DECIDED & Q(action=Decision.Action.REJECT)),
+    }
+
+
+def decision_buckets(rng: DateRange, *, hourly: bool) -> dict[Any, dict]:
+    rows = (
+        Decision.objects.filter(in_range(rng), DECIDED)
+        .annotate(bucket=_bucket(rng, hourly=hourly))
+        .values("bucket")
+        .annotate(**_decision_figures())
+        .order_by()
+    )
+    return {bucket_key(row.pop("bucket")): row for row in rows}
+
+
+def decision_totals(rng: DateRange) -> dict[str, Any]:
+    return Decision.objects.filter(in_range(rng)).aggregate(
+        **_decision_figures(),
+        reviewers=Count("reviewer_id", distinct=True, filter=DECIDED),
+    )
+
+
+def people(rng: DateRange) -> list[dict[str, Any]]:
+    """Per tagger: items decided, how, the time spent on every decision in the
+    range (skips and undone ones too: that time was spent), undos."""
+    return list(
+        Decision.objects.filter(in_range(rng))
+        .values("reviewer_id", "reviewer__username")
+        .annotate(
+            **_decision_figures(),
+            skipped=Count("id", filter=Q(action=Decision.Action.SKIP)),
+            undone=Count("id", filter=Q(undone_at__isnull=False)),
+            seconds=Sum("seconds_spent", default=0.0),
+        )
+        .order_by("reviewer__username")
+    )
+
+
+def people_totals(rng: DateRange) -> dict[str, Any]:
+    return Decision.objects.filter(in_range(rng)).aggregate(
+        **_decision_figures(),
+        skipped=Count("id", filter=Q(action=Decision.Action.SKIP)),
+        undone=Count("id", filter=Q(undone_at__isnull=False)),
+        seconds=Sum("seconds_spent", default=0.0),
+    )
+
+
+def median_seconds(rng: DateRange, *, by_reviewer: bool) -> dict[Any, float]:
+    """Median seconds_spent of decided items, per reviewer id or overall (key None)."""
+    decided = Decision.objects.filter(in_range(rng), DECIDED)
+    result = percentiles(
+        decided, value="seconds_spent", group="reviewer_id" if by_reviewer else None, ps=(0.5,)
+    )
+    return {key: values[0] for key, values in result.items()}
+
+
+# --- quality -------------------------------------------------------------------
+
+
+def decision_breakdown(rng: DateRange) -> list[dict[str, Any]]:
+    """Decided items (accept, edit, reject; not undone) per action and per the
+    arm, model, prompt version and audit flag of the annotation decided on
+    (Decision.annotation: the product's latest annotation when the decision
+    was taken). A few dozen groups, which the pages sum per dimension.
+
+    Raw SQL for one reason: joined the ORM way, PostgreSQL hashes the whole
+    annotation table to match a week of decisions. A LATERAL subquery with
+    OFFSET 0 (which the planner does not flatten) makes it one primary-key
+    probe per decision. SQLite joins by index lookups anyway."""
+    base = Decision.objects.filter(in_range(rng), DECIDED).values("action", "annotation_id")
+    sql, params = base.order_by().query.sql_with_params()
+    # Only the quoted table name and the ORM's own SQL are interpolated.
+    table = connection.ops.quote_name(Annotation._meta.db_table)
+    if connection.vendor == "postgresql":
+        join = (
+            "LEFT JOIN LATERAL (SELECT arm, model, prompt_version_id, review_reason "  # noqa: S608
+            f"FROM {table} WHERE id = base.annotation_id OFFSET 0) AS a ON true"
+        )
+    else:
+        join = f"LEFT JOIN {table} AS a ON a.id = base.annotation_id"
+    query = (
+        "SELECT a.arm, a.model, a.prompt_version_id, a.review_reason = %s, "  # noqa: S608
+        f"base.action, COUNT(*) FROM ({sql}) AS base {join} GROUP BY 1, 2, 3, 4, 5"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(query, [A.Reason.AUDIT, *params])
+        rows = cursor.fetchall()
+    return [
+        {
+            "arm": arm,
+            "model": model,
+            "prompt_version_id": prompt,
+            "audit": bool(audit),
+            "action": action,
+            "n": n,
+        }
+        for arm, model, prompt, audit, action, n in rows
+    ]
+
+
+# Correction.category is the final category the reviewer saved, which
+# Decision.after records: the denominator for a category is read from there.
+CORRECTION_FIELDS = {
+    "field": "field",
+    "category": "category_id",
+    "model": "model",
+    "prompt": "prompt_version_id",
+    "arm": "arm",
+}
+
+
+def correction_counts(rng: DateRange, *, by: str) -> dict[Any, int]:
+    rows = (
+        Correction.objects.filter(in_range(rng))
+        .values(key=F(CORRECTION_FIELDS[by]))
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    return {row["key"]: row["n"] for row in rows}
+
+
+def reviewed_by_category(rng: DateRange) -> dict[int | None, dict[str, int]]:
+    """Reviewed (accept + edit, not undone) decisions per final category."""
+    rows = (
+        Decision.objects.filter(in_range(rng), undone_at__isnull=True, action__in=REVIEWED_ACTIONS)
+        .values(key=Cast(KT("after__category_id"), IntegerField()))
+        .annotate(reviewed=Count("id"), edited=Count("id", filter=Q(action=Decision.Action.EDIT)))
+        .order_by()
+    )
+    return {row.pop("key"): row for row in rows}
+
+
+def prompt_versions(ids: list[int]) -> dict[int, int]:
+    return dict(PromptVersion.objects.filter(id__in=ids).values_list("id", "version"))
+
+
+def category_paths(ids: list[int]) -> dict[int, str]:
+    return dict(Category.objects.filter(id__in=ids).values_list("id", "path"))
