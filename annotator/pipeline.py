@@ -248,6 +248,19 @@ def annotation_run(
             },
         )
     normalised = annotation_normalise(answer, vocabulary)
+    return _store(
+        product=product,
+        batch=batch,
+        prompt=prompt,
+        fields={**fields, **_routed_fields(answer, normalised, vocabulary, rng)},
+    )
+
+
+def _routed_fields(
+    answer: AnnotationOut, normalised: Normalised, vocabulary: Vocabulary, rng: random.Random
+) -> dict:
+    """Score and route a normalised answer: the Annotation fields that say
+    what the answer meant and where it went."""
     score = routing_score(answer, normalised)
     threshold = review_threshold(normalised.category, vocabulary)
     route, reason = route_decide(
@@ -257,27 +270,21 @@ def annotation_run(
         threshold=threshold,
         audit_draw=rng.random(),
     )
-    return _store(
-        product=product,
-        batch=batch,
-        prompt=prompt,
-        fields={
-            **fields,
-            "status": Annotation.Status.OK,
-            "parsed": answer.model_dump(),
-            "category_id": normalised.category.id if normalised.category else None,
-            "attributes": normalised.attributes,
-            "tags": normalised.tags,
-            "field_confidence": normalised.field_confidence,
-            "unmapped": normalised.unmapped,
-            "image_issues": answer.image_issues,
-            "confidence": answer.confidence,
-            "score": score,
-            "threshold": threshold,
-            "route": route,
-            "review_reason": reason,
-        },
-    )
+    return {
+        "status": Annotation.Status.OK,
+        "parsed": answer.model_dump(),
+        "category_id": normalised.category.id if normalised.category else None,
+        "attributes": normalised.attributes,
+        "tags": normalised.tags,
+        "field_confidence": normalised.field_confidence,
+        "unmapped": normalised.unmapped,
+        "image_issues": answer.image_issues,
+        "confidence": answer.confidence,
+        "score": score,
+        "threshold": threshold,
+        "route": route,
+        "review_reason": reason,
+    }
 
 
 @transaction.atomic
@@ -325,38 +332,17 @@ def renormalise_latest(*, product: Product, rng: random.Random | None = None) ->
         and (normalised.category.id if normalised.category else None) == latest.category_id
     ):
         return None
-    score = routing_score(answer, normalised)
-    threshold = review_threshold(normalised.category, vocabulary)
-    route, reason = route_decide(
-        answer=answer,
-        normalised=normalised,
-        score=score,
-        threshold=threshold,
-        audit_draw=(rng or random.Random()).random(),
-    )
     return _store(
         product=product,
         batch=None,
         prompt=latest.prompt_version,
         fields={
             "image": latest.image,
-            "status": Annotation.Status.OK,
             "provider": latest.provider,
             "arm": latest.arm,
             "model": latest.model,
             "raw_response": latest.raw_response,
-            "parsed": latest.parsed,
-            "category_id": normalised.category.id if normalised.category else None,
-            "attributes": normalised.attributes,
-            "tags": normalised.tags,
-            "field_confidence": normalised.field_confidence,
-            "unmapped": normalised.unmapped,
-            "image_issues": answer.image_issues,
-            "confidence": answer.confidence,
-            "score": score,
-            "threshold": threshold,
-            "route": route,
-            "review_reason": reason,
+            **_routed_fields(answer, normalised, vocabulary, rng or random.Random()),
             "error": f"re-normalised from annotation #{latest.pk} after a taxonomy change",
         },
     )
