@@ -147,3 +147,18 @@ class Annotation(models.Model):
 
     def __str__(self) -> str:
         return f"Annotation #{self.pk} of {self.product_id} ({self.route})"
+
+
+class RoutingSetting(models.Model):
+    """The global review threshold set from the calibration page. One row at
+    most; without it (or with it blank) REVIEW_THRESHOLD from the environment
+    applies. Per-category thresholds still win over both."""
+
+    review_threshold = models.FloatField(null=True, blank=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"review threshold {self.review_threshold}"

@@ -18,7 +18,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from annotator.imaging import prepare_image
-from annotator.models import Annotation, AnnotationBatch, PromptVersion
+from annotator.models import Annotation, AnnotationBatch, PromptVersion, RoutingSetting
 from annotator.pricing import cost_usd
 from annotator.prompts import render_system_prompt, render_user_prompt
 from annotator.providers.base import AnnotationRequest, ProviderError
@@ -116,12 +116,18 @@ def routing_score(answer: AnnotationOut, normalised: Normalised) -> float:
     return round(max(0.0, min(1.0, score)), 4)
 
 
+def global_review_threshold() -> float:
+    """The threshold applied from the calibration page, else REVIEW_THRESHOLD."""
+    stored = RoutingSetting.objects.values_list("review_threshold", flat=True).first()
+    return settings.REVIEW_THRESHOLD if stored is None else stored
+
+
 def review_threshold(term: CategoryTerm | None, vocabulary: Vocabulary) -> float:
-    """The nearest per-category override up the tree, else REVIEW_THRESHOLD."""
+    """The nearest per-category override up the tree, else the global one."""
     for node in [term, *vocabulary.ancestors(term)] if term else []:
         if node.review_threshold is not None:
             return node.review_threshold
-    return settings.REVIEW_THRESHOLD
+    return global_review_threshold()
 
 
 def route_decide(

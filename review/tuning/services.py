@@ -24,8 +24,13 @@ from django.db.models import Count, Exists, Max, Min, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from annotator.imaging import prepare_image
-from annotator.models import Annotation, PromptVersion
-from annotator.pipeline import Normalised, annotation_normalise, routing_score
+from annotator.models import Annotation, PromptVersion, RoutingSetting
+from annotator.pipeline import (
+    Normalised,
+    annotation_normalise,
+    global_review_threshold,
+    routing_score,
+)
 from annotator.pricing import cost_usd
 from annotator.prompts import render_system_prompt, render_user_prompt
 from annotator.providers.base import AnnotationRequest, ProviderError
@@ -921,7 +926,7 @@ def calibration_compute(
         population_above=counts.get("above", 0),
         audit=Proportion(sum(kept for _, kept in audited), len(audited)),
         audit_above=Proportion(*precision_at(audited, choice.threshold)) if choice else None,
-        global_threshold=settings.REVIEW_THRESHOLD,
+        global_threshold=global_review_threshold(),
     )
 
 
@@ -944,3 +949,16 @@ def category_threshold_apply(*, category: Category, threshold: float, user) -> C
         after={"review_threshold": category.review_threshold},
     )
     return category
+
+
+@transaction.atomic
+def global_threshold_apply(*, threshold: float, user) -> float:
+    """Set the global review threshold (categories with their own keep theirs).
+    The next annotation on any worker reads it; no restart."""
+    if not 0 <= threshold <= 1:
+        raise TuningError("A threshold is between 0 and 1.")
+    setting = RoutingSetting.objects.select_for_update().first() or RoutingSetting()
+    setting.review_threshold = round(threshold, 4)
+    setting.updated_by = user
+    setting.save()
+    return setting.review_threshold

@@ -90,8 +90,15 @@ class CalibrationForm(forms.Form):
 
 
 class ThresholdApplyForm(forms.Form):
-    category = forms.ModelChoiceField(queryset=_categories())
+    category = forms.ModelChoiceField(queryset=_categories(), required=False)
     threshold = forms.FloatField(min_value=0, max_value=1)
+    scope = forms.ChoiceField(choices=[("category", "category"), ("global", "global")])
+
+    def clean(self):
+        data = super().clean()
+        if data.get("scope") == "category" and not data.get("category"):
+            self.add_error("category", "Choose a category, or apply globally.")
+        return data
 
 
 # --- prompt versions ---------------------------------------------------------------
@@ -295,9 +302,15 @@ def calibration(request: HtmxHttpRequest) -> HttpResponse:
 @require_POST
 @role_required(*TUNERS)
 def calibration_apply(request: HtmxHttpRequest) -> HttpResponse:
-    """Apply a threshold to one category (and its subtree without its own)."""
+    """Apply a threshold globally, or to one category (and its subtree
+    without its own)."""
     form = ThresholdApplyForm(request.POST)
-    if form.is_valid():
+    if form.is_valid() and form.cleaned_data["scope"] == "global":
+        value = services.global_threshold_apply(
+            threshold=form.cleaned_data["threshold"], user=request.user
+        )
+        messages.success(request, f"Global review threshold set to {value:g}.")
+    elif form.is_valid():
         category = services.category_threshold_apply(
             category=form.cleaned_data["category"],
             threshold=form.cleaned_data["threshold"],

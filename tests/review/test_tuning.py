@@ -23,8 +23,8 @@ from django.urls import include, path, reverse
 from django.utils import timezone
 
 import config.urls
-from annotator.models import Annotation, PromptVersion
-from annotator.pipeline import annotation_run
+from annotator.models import Annotation, PromptVersion, RoutingSetting
+from annotator.pipeline import annotation_run, review_threshold
 from catalog.models import Category, Product, ProductImage, TaxonomyChange
 from catalog.vocabulary import vocabulary_current
 from review.models import (
@@ -316,7 +316,10 @@ def writes(v1, v2, default_taxonomy):
             reverse("evaluation_start"),
             {"prompt_version": v2.pk, "sample": "recent", "size": 5},
         ),
-        "apply": (reverse("calibration_apply"), {"category": tshirts.pk, "threshold": "0.9"}),
+        "apply": (
+            reverse("calibration_apply"),
+            {"category": tshirts.pk, "threshold": "0.9", "scope": "category"},
+        ),
     }
 
 
@@ -661,7 +664,12 @@ def test_calibration_page_and_apply_to_a_category(client, taxonomist, calibrated
 
     response = client.post(
         reverse("calibration_apply"),
-        {"category": tshirts.pk, "threshold": "0.95", "query": "target=95&kept=all&evil=1"},
+        {
+            "category": tshirts.pk,
+            "threshold": "0.95",
+            "scope": "category",
+            "query": "target=95&kept=all&evil=1",
+        },
     )
 
     assert response["Location"] == reverse("calibration") + "?target=95&kept=all"
@@ -684,10 +692,36 @@ def test_a_threshold_out_of_range_changes_nothing(client, manager, default_taxon
     client.force_login(manager)
     tshirts = Category.objects.get(path=TSHIRTS)
 
-    client.post(reverse("calibration_apply"), {"category": tshirts.pk, "threshold": "1.5"})
+    client.post(
+        reverse("calibration_apply"),
+        {"category": tshirts.pk, "threshold": "1.5", "scope": "category"},
+    )
+    client.post(reverse("calibration_apply"), {"threshold": "1.5", "scope": "global"})
+    client.post(reverse("calibration_apply"), {"threshold": "0.9", "scope": "category"})
 
     tshirts.refresh_from_db()
     assert tshirts.review_threshold is None and TaxonomyChange.objects.count() == 0
+    assert not RoutingSetting.objects.exists()
+
+
+@pytest.mark.django_db
+def test_the_global_threshold_applies_from_the_next_annotation(
+    client, manager, default_taxonomy, settings
+):
+    settings.REVIEW_THRESHOLD = 0.85
+    client.force_login(manager)
+    vocabulary = vocabulary_current()
+    tshirts = vocabulary.find_categories("T-Shirts")[0]
+    assert review_threshold(tshirts, vocabulary) == 0.85
+
+    response = client.post(
+        reverse("calibration_apply"), {"threshold": "0.93", "scope": "global"}, follow=True
+    )
+
+    assert "Global review threshold set to 0.93." in response.content.decode()
+    setting = RoutingSetting.objects.get()
+    assert (setting.review_threshold, setting.updated_by) == (0.93, manager)
+    assert review_threshold(tshirts, vocabulary) == 0.93
 
 
 # --- offline evaluation ----------------------------------------------------------------------
