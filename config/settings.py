@@ -285,5 +285,6 @@ REVIEW_AUDIT_RATE = float(os.environ.get("REVIEW_AUDIT_RATE", "0.02"))
 # embeds it in the worker with -B).
 CELERY_BEAT_SCHEDULE = {
     "requeue-stale-annotations": {"task": "annotator.tasks.requeue_stale", "schedule": 600.0},
+    "reports-rollup-recent": {"task": "reports.rollup_recent", "schedule": 300.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")

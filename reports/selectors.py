@@ -16,12 +16,14 @@ Definitions (shown on the pages too):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.core.exceptions import EmptyResultSet
 from django.db import connection, transaction
 from django.db.models import (
@@ -39,15 +41,18 @@ from django.db.models import (
     Value,
 )
 from django.db.models.fields.json import KT
-from django.db.models.functions import Cast, TruncDate, TruncHour
+from django.db.models.functions import Cast, Floor, Ln, TruncDate, TruncHour
 from django.utils import timezone
 
 from annotator.models import Annotation, PromptVersion
 from catalog.models import Category, Product
+from reports import rollup
 from reports.dates import DateRange
+from reports.models import AnnotationDay, BreakdownDay, DecisionDay, ErrorDay, LatencyDay
 from review.models import Correction, Decision
 
 A = Annotation
+User = get_user_model()
 ANSWERED = (A.Status.OK, A.Status.PARSE_ERROR)
 CALLED = ~Q(status=A.Status.IMAGE_ERROR)
 DECIDED_ACTIONS = (Decision.Action.ACCEPT, Decision.Action.EDIT, Decision.Action.REJECT)
@@ -220,7 +225,25 @@ ANNOTATION_FIGURES = tuple(_annotation_figures())
 
 def annotation_buckets(rng: DateRange, *, hourly: bool) -> dict[Any, dict]:
     """Annotation figures per day (or hour). Sum them for the range's totals:
-    one scan of the range serves both."""
+    one scan of the range serves both. Closed days come from the daily rollup."""
+    if hourly:
+        return _raw_annotation_buckets(rng, hourly=True)
+    closed, open_ = rollup.closed_part(rng)
+    result = {}
+    if closed is not None:
+        rows = (
+            AnnotationDay.objects.filter(_rolled(closed))
+            .values("day")
+            .annotate(**_rolled_sums(ANNOTATION_FIGURES))
+            .order_by()
+        )
+        result.update({row.pop("day"): row for row in rows})
+    if open_ is not None:
+        result.update(_raw_annotation_buckets(open_, hourly=False))
+    return result
+
+
+def _raw_annotation_buckets(rng: DateRange, *, hourly: bool) -> dict[Any, dict]:
     rows = (
         Annotation.objects.filter(in_range(rng))
         .annotate(bucket=_bucket(rng, hourly=hourly))
@@ -231,8 +254,16 @@ def annotation_buckets(rng: DateRange, *, hourly: bool) -> dict[Any, dict]:
     return {bucket_key(row.pop("bucket")): row for row in rows}
 
 
+def _rolled(rng: DateRange) -> Q:
+    return Q(tz=rng.tz_name, day__gte=rng.start, day__lte=rng.end)
+
+
+def _rolled_sums(names: tuple[str, ...]) -> dict[str, Any]:
+    return {name: Sum(name, default=Decimal(0) if name == "cost" else 0) for name in names}
+
+
 def annotation_totals(rng: DateRange) -> dict[str, Any]:
-    return Annotation.objects.filter(in_range(rng)).aggregate(**_annotation_figures())
+    return sum_figures(annotation_buckets(rng, hourly=False), ANNOTATION_FIGURES)
 
 
 def sum_figures(buckets: dict[Any, dict], keys: tuple[str, ...]) -> dict[str, Any]:
@@ -251,14 +282,26 @@ def annotated_products(rng: DateRange) -> int:
 def annotation_groups(rng: DateRange) -> list[dict[str, Any]]:
     """Annotation figures per (day, arm, model): one scan gives the cost page
     its days and its arms (a canary is compared on cost as well as quality)."""
-    rows = (
-        Annotation.objects.filter(in_range(rng))
-        .annotate(bucket=_bucket(rng, hourly=False))
-        .values("bucket", "arm", "model")
-        .annotate(**_annotation_figures())
-        .order_by()
-    )
-    return [{**row, "bucket": bucket_key(row["bucket"])} for row in rows]
+    closed, open_ = rollup.closed_part(rng)
+    result = []
+    if closed is not None:
+        result += [
+            {"bucket": row.pop("day"), **row}
+            for row in AnnotationDay.objects.filter(_rolled(closed))
+            .values("day", "arm", "model")
+            .annotate(**_rolled_sums(ANNOTATION_FIGURES))
+            .order_by()
+        ]
+    if open_ is not None:
+        rows = (
+            Annotation.objects.filter(in_range(open_))
+            .annotate(bucket=_bucket(open_, hourly=False))
+            .values("bucket", "arm", "model")
+            .annotate(**_annotation_figures())
+            .order_by()
+        )
+        result += [{**row, "bucket": bucket_key(row["bucket"])} for row in rows]
+    return result
 
 
 def sum_groups(rows: list[dict[str, Any]], by: tuple[str, ...]) -> dict[Any, dict[str, Any]]:
@@ -272,9 +315,23 @@ def sum_groups(rows: list[dict[str, Any]], by: tuple[str, ...]) -> dict[Any, dic
     return result
 
 
+# Ranges up to this many days get exact percentiles (percentile_cont over the
+# raw rows); longer ones interpolate within fixed latency buckets, from the
+# daily rollup for closed days: within 5% of the exact value (the page says so).
+EXACT_PERCENTILE_DAYS = 7
+LATENCY_RATIO = 1.05  # bucket k holds latencies in [1.05**k - 1, 1.05**(k+1) - 1)
+
+
+def latency_bucket() -> Any:
+    return Cast(Floor(Ln(F("latency_ms") + 1) / Value(math.log(LATENCY_RATIO))), IntegerField())
+
+
 def latency_percentiles(rng: DateRange, *, by: str | None) -> dict[Any, tuple[float, ...]]:
     """p50/p95/p99 of latency_ms of answered calls per day ("day"), per arm
-    ("arm") or over the range (None)."""
+    ("arm") or over the range (None). Exact up to EXACT_PERCENTILE_DAYS days,
+    from latency histograms beyond."""
+    if rng.days > EXACT_PERCENTILE_DAYS:
+        return _histogram_percentiles(rng, by=by)
     answered = Annotation.objects.filter(in_range(rng), status__in=ANSWERED)
     if by == "day":
         answered = answered.annotate(bucket=_bucket(rng, hourly=False))
@@ -285,7 +342,73 @@ def latency_percentiles(rng: DateRange, *, by: str | None) -> dict[Any, tuple[fl
     return percentiles(answered, value="latency_ms", group=by)
 
 
+def _histogram_percentiles(rng: DateRange, *, by: str | None) -> dict[Any, tuple[float, ...]]:
+    counts: dict[Any, dict[int, int]] = {}
+    closed, open_ = rollup.closed_part(rng)
+    if closed is not None:
+        rows = (
+            LatencyDay.objects.filter(_rolled(closed))
+            .values_list(
+                "day" if by == "day" else by or Value(None, output_field=IntegerField()), "bucket"
+            )
+            .annotate(n=Sum("n"))
+            .order_by()
+        )
+        for key, bucket, n in rows:
+            into = counts.setdefault(key, {})
+            into[bucket] = into.get(bucket, 0) + n
+    if open_ is not None:
+        rows = (
+            Annotation.objects.filter(in_range(open_), status__in=ANSWERED)
+            .annotate(key=_bucket(open_, hourly=False) if by == "day" else F(by or "id"))
+            .values_list(
+                "key" if by else Value(None, output_field=IntegerField()), latency_bucket()
+            )
+            .annotate(n=Count("id"))
+            .order_by()
+        )
+        for key, bucket, n in rows:
+            into = counts.setdefault(bucket_key(key) if by == "day" else key, {})
+            into[bucket] = into.get(bucket, 0) + n
+    return {key: histogram_percentiles(hist) for key, hist in counts.items() if hist}
+
+
+def histogram_percentiles(
+    hist: dict[int, int], ps: tuple[float, ...] = PERCENTILES
+) -> tuple[float, ...]:
+    """percentile_cont's position p * (n - 1), placed linearly within its bucket."""
+    total = sum(hist.values())
+    ordered = sorted(hist.items())
+    values = []
+    for p in ps:
+        position, seen = p * (total - 1), 0
+        for bucket, n in ordered:
+            if position < seen + n:
+                low = max(LATENCY_RATIO**bucket - 1, 0.0)
+                high = LATENCY_RATIO ** (bucket + 1) - 1
+                values.append(low + (position - seen + 0.5) / n * (high - low))
+                break
+            seen += n
+    return tuple(values)
+
+
 def error_counts(rng: DateRange) -> list[tuple[date, str, str, int]]:
+    """error_counts_raw for open days, the daily rollup for closed ones."""
+    closed, open_ = rollup.closed_part(rng)
+    result = []
+    if closed is not None:
+        result += list(
+            ErrorDay.objects.filter(_rolled(closed))
+            .values_list("day", "arm", "kind")
+            .annotate(n=Sum("n"))
+            .order_by()
+        )
+    if open_ is not None:
+        result += error_counts_raw(open_)
+    return result
+
+
+def error_counts_raw(rng: DateRange) -> list[tuple[date, str, str, int]]:
     """(day, arm, kind, count) of failed attempts recorded in Annotation.errors,
     classified in SQL: PostgreSQL expands the jsonb array with
     jsonb_array_elements_text, SQLite with json_each."""
@@ -359,7 +482,28 @@ def _decision_figures() -> dict[str, Any]:
     }
 
 
+PEOPLE_FIGURES = ("decided", "reviewed", "accepted", "edited", "rejected", "skipped", "undone")
+
+
 def decision_buckets(rng: DateRange, *, hourly: bool) -> dict[Any, dict]:
+    if hourly:
+        return _raw_decision_buckets(rng, hourly=True)
+    closed, open_ = rollup.closed_part(rng)
+    result = {}
+    if closed is not None:
+        rows = (
+            DecisionDay.objects.filter(_rolled(closed), decided__gt=0)
+            .values("day")
+            .annotate(**_rolled_sums(tuple(_decision_figures())))
+            .order_by()
+        )
+        result.update({row.pop("day"): row for row in rows})
+    if open_ is not None:
+        result.update(_raw_decision_buckets(open_, hourly=False))
+    return result
+
+
+def _raw_decision_buckets(rng: DateRange, *, hourly: bool) -> dict[Any, dict]:
     rows = (
         Decision.objects.filter(in_range(rng), DECIDED)
         .annotate(bucket=_bucket(rng, hourly=hourly))
@@ -371,35 +515,59 @@ def decision_buckets(rng: DateRange, *, hourly: bool) -> dict[Any, dict]:
 
 
 def decision_totals(rng: DateRange) -> dict[str, Any]:
-    return Decision.objects.filter(in_range(rng)).aggregate(
+    rows = people(rng)
+    totals = {name: sum(row[name] for row in rows) for name in _decision_figures()}
+    totals["reviewers"] = sum(1 for row in rows if row["decided"])
+    return totals
+
+
+def _people_figures() -> dict[str, Any]:
+    return {
         **_decision_figures(),
-        reviewers=Count("reviewer_id", distinct=True, filter=DECIDED),
-    )
+        "skipped": Count("id", filter=Q(action=Decision.Action.SKIP)),
+        "undone": Count("id", filter=Q(undone_at__isnull=False)),
+        "seconds": Sum("seconds_spent", default=0.0),
+    }
 
 
 def people(rng: DateRange) -> list[dict[str, Any]]:
     """Per tagger: items decided, how, the time spent on every decision in the
     range (skips and undone ones too: that time was spent), undos."""
-    return list(
-        Decision.objects.filter(in_range(rng))
-        .values("reviewer_id", "reviewer__username")
-        .annotate(
-            **_decision_figures(),
-            skipped=Count("id", filter=Q(action=Decision.Action.SKIP)),
-            undone=Count("id", filter=Q(undone_at__isnull=False)),
-            seconds=Sum("seconds_spent", default=0.0),
+    closed, open_ = rollup.closed_part(rng)
+    parts = []
+    if closed is not None:
+        parts += (
+            DecisionDay.objects.filter(_rolled(closed))
+            .values("reviewer_id")
+            .annotate(**_rolled_sums(PEOPLE_FIGURES), seconds=Sum("seconds", default=0.0))
+            .order_by()
         )
-        .order_by("reviewer__username")
-    )
+    if open_ is not None:
+        parts += (
+            Decision.objects.filter(in_range(open_))
+            .values("reviewer_id")
+            .annotate(**_people_figures())
+            .order_by()
+        )
+    merged: dict[int, dict[str, Any]] = {}
+    for row in parts:
+        into = merged.setdefault(
+            row["reviewer_id"],
+            {"reviewer_id": row["reviewer_id"], **dict.fromkeys(PEOPLE_FIGURES, 0), "seconds": 0.0},
+        )
+        for name in (*PEOPLE_FIGURES, "seconds"):
+            into[name] += row[name]
+    names = dict(User.objects.filter(id__in=merged).values_list("id", "username"))
+    for row in merged.values():
+        row["reviewer__username"] = names.get(row["reviewer_id"], "")
+    return sorted(merged.values(), key=lambda row: row["reviewer__username"])
 
 
 def people_totals(rng: DateRange) -> dict[str, Any]:
-    return Decision.objects.filter(in_range(rng)).aggregate(
-        **_decision_figures(),
-        skipped=Count("id", filter=Q(action=Decision.Action.SKIP)),
-        undone=Count("id", filter=Q(undone_at__isnull=False)),
-        seconds=Sum("seconds_spent", default=0.0),
-    )
+    rows = people(rng)
+    totals: dict[str, Any] = {name: sum(row[name] for row in rows) for name in PEOPLE_FIGURES}
+    totals["seconds"] = sum((row["seconds"] for row in rows), 0.0)
+    return totals
 
 
 def median_seconds(rng: DateRange, *, by_reviewer: bool) -> dict[Any, float]:
@@ -415,6 +583,23 @@ def median_seconds(rng: DateRange, *, by_reviewer: bool) -> dict[Any, float]:
 
 
 def decision_breakdown(rng: DateRange) -> list[dict[str, Any]]:
+    """decision_breakdown_raw for open days, the daily rollup for closed ones
+    (rows of both may share a group: consumers sum them)."""
+    closed, open_ = rollup.closed_part(rng)
+    result = []
+    if closed is not None:
+        result += list(
+            BreakdownDay.objects.filter(_rolled(closed))
+            .values("arm", "model", "prompt_version_id", "audit", "action")
+            .annotate(n=Sum("n"))
+            .order_by()
+        )
+    if open_ is not None:
+        result += decision_breakdown_raw(open_)
+    return result
+
+
+def decision_breakdown_raw(rng: DateRange) -> list[dict[str, Any]]:
     """Decided items (accept, edit, reject; not undone) per action and per the
     arm, model, prompt version and audit flag of the annotation decided on
     (Decision.annotation: the product's latest annotation when the decision
