@@ -158,8 +158,33 @@ def prompt_active() -> PromptVersion:
     return prompt
 
 
-def _primary_image(product: Product) -> ProductImage | None:
+def primary_image(product: Product) -> ProductImage | None:
+    """The product's first stored image, the one a provider is shown."""
     return product.images.filter(status=ProductImage.Status.READY).order_by("position").first()
+
+
+def annotation_request_build(
+    *,
+    product: Product,
+    image: ProductImage,
+    prompt: PromptVersion,
+    vocabulary: Vocabulary,
+    model: str = "",
+) -> AnnotationRequest:
+    """The provider request for one product: prepared image, rendered prompt
+    version and its schema; `model` overrides the version's and the default."""
+    with image.file.open("rb") as stream:
+        prepared = prepare_image(stream.read(), max_side=settings.ANNOTATOR_IMAGE_MAX_SIDE)
+    return AnnotationRequest(
+        image_jpeg=prepared,
+        title=product.title,
+        system_prompt=render_system_prompt(prompt.system_prompt, vocabulary),
+        user_prompt=render_user_prompt(prompt.user_template, title=product.title),
+        model=model or prompt.model or settings.ANNOTATOR_MODEL,
+        json_schema=prompt.json_schema or strict_json_schema(),
+        vocabulary=vocabulary,
+        image_detail=settings.ANNOTATOR_IMAGE_DETAIL,
+    )
 
 
 def annotation_run(
@@ -173,7 +198,7 @@ def annotation_run(
     a retryable provider failure is raised (the task retries later) instead
     of being recorded as a review item."""
     rng = rng or random.Random()
-    image = _primary_image(product)
+    image = primary_image(product)
     if image is None:
         return _store(
             product=product,
@@ -188,17 +213,8 @@ def annotation_run(
         )
     prompt = prompt_active()
     vocabulary = vocabulary_current()
-    with image.file.open("rb") as stream:
-        prepared = prepare_image(stream.read(), max_side=settings.ANNOTATOR_IMAGE_MAX_SIDE)
-    request = AnnotationRequest(
-        image_jpeg=prepared,
-        title=product.title,
-        system_prompt=render_system_prompt(prompt.system_prompt, vocabulary),
-        user_prompt=render_user_prompt(prompt.user_template, title=product.title),
-        model=prompt.model or settings.ANNOTATOR_MODEL,
-        json_schema=prompt.json_schema or strict_json_schema(),
-        vocabulary=vocabulary,
-        image_detail=settings.ANNOTATOR_IMAGE_DETAIL,
+    request = annotation_request_build(
+        product=product, image=image, prompt=prompt, vocabulary=vocabulary
     )
     base = {"image": image}
     try:

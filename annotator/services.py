@@ -124,7 +124,7 @@ def batch_progress(batch: AnnotationBatch) -> BatchProgress:
     )
 
 
-def annotation_renormalise(*, product_ids: list[int], user=None) -> tuple[int, int]:
+def annotation_renormalise(*, product_ids: list[int]) -> tuple[int, int]:
     """Map the stored answers of products in review to the taxonomy again and
     re-route them, without calling a provider: after an admin added a synonym
     or a value, items that were `unmapped_value` may now be accepted.

@@ -73,7 +73,7 @@ def batch_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 def renormalise(request: HtmxHttpRequest) -> HttpResponse:
     """Re-map chosen products' stored answers after a taxonomy fix (no provider call)."""
     ids = [int(i) for i in request.POST.getlist("product") if i.isdigit()]
-    rerouted, accepted = annotation_renormalise(product_ids=ids, user=request.user)
+    rerouted, accepted = annotation_renormalise(product_ids=ids)
     messages.success(
         request,
         f"Re-normalised {len(ids)} products: {rerouted} re-routed, {accepted} now auto-accepted.",

@@ -22,6 +22,7 @@ from django.db.models import Prefetch
 from django.utils.text import slugify
 
 from catalog.models import Attribute, AttributeValue, Category
+from catalog.vocabulary import clean_synonyms
 
 DEFAULT_TAXONOMY_FILE = Path(__file__).resolve().parent / "data" / "default_taxonomy.json"
 PATH_SEPARATOR = " > "
@@ -78,16 +79,6 @@ class LoadReport:
         return f"{self.created} created, {self.updated} updated, {self.unchanged} unchanged"
 
 
-def _synonyms(value: Any) -> list[str]:
-    items = value.split("|") if isinstance(value, str) else list(value or [])
-    seen: dict[str, None] = {}
-    for item in items:
-        text = str(item).strip().lower()
-        if text:
-            seen.setdefault(text, None)
-    return list(seen)
-
-
 # --- parsing ----------------------------------------------------------------
 
 
@@ -115,7 +106,7 @@ def parse_json(text: str) -> TaxonomySpec:
                 spec.categories.append(
                     CategorySpec(
                         path=path,
-                        synonyms=_synonyms(node.get("synonyms")),
+                        synonyms=clean_synonyms(node.get("synonyms")),
                         is_active=bool(node.get("active", True)),
                         review_threshold=_threshold(node.get("review_threshold")),
                         google_id=_int_or_none(node.get("google_id")),
@@ -138,7 +129,7 @@ def parse_json(text: str) -> TaxonomySpec:
                 values=[
                     ValueSpec(
                         name=str(value["name"]).strip(),
-                        synonyms=_synonyms(value.get("synonyms")),
+                        synonyms=clean_synonyms(value.get("synonyms")),
                         hex=str(value.get("hex", "")).lower(),
                         is_active=bool(value.get("active", True)),
                     )
@@ -169,7 +160,7 @@ def parse_csv(text: str) -> TaxonomySpec:
                 spec.categories.append(
                     CategorySpec(
                         path=path,
-                        synonyms=_synonyms(row.get("synonyms", "")),
+                        synonyms=clean_synonyms(row.get("synonyms", "")),
                         is_active=_bool(row.get("active", "")),
                         review_threshold=_threshold(row.get("review_threshold")),
                         google_id=_int_or_none(row.get("google_id")),
@@ -185,7 +176,7 @@ def parse_csv(text: str) -> TaxonomySpec:
                 attributes.setdefault(key, AttributeSpec(code=key, name=key.title())).values.append(
                     ValueSpec(
                         name=row["name"].strip(),
-                        synonyms=_synonyms(row.get("synonyms", "")),
+                        synonyms=clean_synonyms(row.get("synonyms", "")),
                         hex=(row.get("hex") or "").strip().lower(),
                         is_active=_bool(row.get("active", "")),
                     )

@@ -32,7 +32,6 @@ from catalog.taxonomy import (
     TaxonomyFileError,
     TaxonomySpec,
     TreeNode,
-    _synonyms,
     _unique_slug,
     category_tree,
     parse_csv,
@@ -40,7 +39,7 @@ from catalog.taxonomy import (
     parse_json,
     taxonomy_load,
 )
-from catalog.vocabulary import Vocabulary, match_key, vocabulary_current
+from catalog.vocabulary import Vocabulary, clean_synonyms, match_key, vocabulary_current
 
 User = AbstractBaseUser | AnonymousUser
 Action = TaxonomyChange.Action
@@ -285,7 +284,7 @@ def category_add(
         path=PATH_SEPARATOR.join(path),
         depth=len(path) - 1,
         slug=_unique_slug(path, set(Category.objects.values_list("slug", flat=True))),
-        synonyms=_synonyms(synonyms or []),
+        synonyms=clean_synonyms(synonyms or []),
         review_threshold=_check_threshold(review_threshold),
     )
     _record(
@@ -370,7 +369,7 @@ def category_edit(
     """Set the synonyms and the per-category review threshold (None: the default)."""
     category = Category.objects.select_for_update().get(pk=category.pk)
     wanted = {
-        "synonyms": [s for s in _synonyms(synonyms) if s != category.name.lower()],
+        "synonyms": [s for s in clean_synonyms(synonyms) if s != category.name.lower()],
         "review_threshold": _check_threshold(review_threshold),
     }
     before, after = _changed(_category_state(category), wanted)
@@ -510,7 +509,7 @@ def category_merge(*, user: User, source: Category, target: Category) -> dict[st
                 repointed[f"{model._meta.label}.{name}"] += count
         target.synonyms = [
             s
-            for s in _synonyms([*target.synonyms, source.name, *source.synonyms])
+            for s in clean_synonyms([*target.synonyms, source.name, *source.synonyms])
             if s != target.name.lower()
         ]
         target.save(update_fields=["synonyms", "updated_at"])
@@ -645,7 +644,7 @@ def attribute_value_add(
     name = _clean_value_name(name)
     if attribute.values.filter(name__iexact=name).exists():
         raise TaxonomyChangeError(f"{attribute.name} already has the value {name!r}.")
-    words = [s for s in _synonyms(synonyms or []) if s != name.lower()]
+    words = [s for s in clean_synonyms(synonyms or []) if s != name.lower()]
     _check_value_words(attribute=attribute, words=[name, *words], exclude_ids=set())
     position = (attribute.values.aggregate(m=models.Max("position"))["m"] or 0) + 1
     value = AttributeValue.objects.create(
@@ -697,7 +696,7 @@ def attribute_value_edit(
 ) -> AttributeValue:
     value = AttributeValue.objects.select_for_update().select_related("attribute").get(pk=value.pk)
     wanted = {
-        "synonyms": [s for s in _synonyms(synonyms) if s != value.name.lower()],
+        "synonyms": [s for s in clean_synonyms(synonyms) if s != value.name.lower()],
         "hex": _clean_hex(hex_colour),
     }
     _check_value_words(attribute=value.attribute, words=wanted["synonyms"], exclude_ids={value.pk})
@@ -771,7 +770,7 @@ def attribute_value_merge(
     before = {"source": _value_state(source), "target": _value_state(target)}
     target.synonyms = [
         s
-        for s in _synonyms([*target.synonyms, source.name, *source.synonyms])
+        for s in clean_synonyms([*target.synonyms, source.name, *source.synonyms])
         if s != target.name.lower()
     ]
     target.save(update_fields=["synonyms", "updated_at"])

@@ -15,6 +15,7 @@ import re
 import threading
 import unicodedata
 from dataclasses import dataclass, field
+from typing import Any
 
 _NON_ALNUM = re.compile(r"[^a-z0-9]+")
 
@@ -34,6 +35,18 @@ def _singular(word: str) -> str:
     if word.endswith("ie"):
         word = word[:-2] + "y"
     return word
+
+
+def clean_synonyms(value: Any) -> list[str]:
+    """Synonyms as stored: lowercase, stripped, de-duplicated, in order; from a
+    list or a "a|b" string."""
+    items = value.split("|") if isinstance(value, str) else list(value or [])
+    seen: dict[str, None] = {}
+    for item in items:
+        text = str(item).strip().lower()
+        if text:
+            seen.setdefault(text, None)
+    return list(seen)
 
 
 def match_key(text: str) -> str:

@@ -24,7 +24,7 @@ from PIL import Image, ImageChops
 
 from annotator.providers.base import AnnotationRequest, ProviderResult
 from annotator.schema import ATTRIBUTE_CODES, AnnotationOut, Attributes, FieldConfidence
-from catalog.vocabulary import CategoryTerm, ValueTerm, Vocabulary, match_key
+from catalog.vocabulary import CategoryTerm, ValueTerm, Vocabulary, clean_synonyms, match_key
 
 MODEL_NAME = "local-heuristic-v1"
 MAX_CONFIDENCE = 0.85
@@ -625,7 +625,7 @@ def vocabulary_from_spec_json(data: dict[str, Any]) -> Vocabulary:
                 id=next(ids),
                 path=path,
                 name=name,
-                synonyms=_clean_synonyms(node.get("synonyms")),
+                synonyms=tuple(clean_synonyms(node.get("synonyms"))),
                 depth=parent.depth + 1 if parent else 0,
                 parent_id=parent.id if parent else None,
                 # As in the database: a node whose children are all inactive is a leaf.
@@ -650,7 +650,7 @@ def vocabulary_from_spec_json(data: dict[str, Any]) -> Vocabulary:
                 ValueTerm(
                     id=next_id,
                     name=name,
-                    synonyms=_clean_synonyms(value.get("synonyms")),
+                    synonyms=tuple(clean_synonyms(value.get("synonyms"))),
                     hex=str(value.get("hex", "")).lower(),
                 )
             )
@@ -659,13 +659,3 @@ def vocabulary_from_spec_json(data: dict[str, Any]) -> Vocabulary:
             attributes[code] = tuple(values)
     signature = f"spec:{data.get('name', '')}:{data.get('version', '')}"
     return Vocabulary(categories=tuple(categories), attributes=attributes, signature=signature)
-
-
-def _clean_synonyms(value: Any) -> tuple[str, ...]:
-    items = value.split("|") if isinstance(value, str) else list(value or [])
-    seen: dict[str, None] = {}
-    for item in items:
-        text = str(item).strip().lower()
-        if text:
-            seen.setdefault(text, None)
-    return tuple(seen)

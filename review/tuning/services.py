@@ -23,17 +23,17 @@ from django.db import transaction
 from django.db.models import Count, Exists, Max, Min, OuterRef, Q, QuerySet
 from django.utils import timezone
 
-from annotator.imaging import prepare_image
 from annotator.models import Annotation, PromptVersion, RoutingSetting
 from annotator.pipeline import (
     Normalised,
     annotation_normalise,
+    annotation_request_build,
     global_review_threshold,
+    primary_image,
     routing_score,
 )
 from annotator.pricing import cost_usd
-from annotator.prompts import render_system_prompt, render_user_prompt
-from annotator.providers.base import AnnotationRequest, ProviderError
+from annotator.providers.base import ProviderError
 from annotator.routing import provider_build
 from annotator.schema import ATTRIBUTE_CODES, strict_json_schema
 from catalog.models import Category, Product, ProductImage, TaxonomyChange
@@ -433,25 +433,20 @@ def annotation_try(
     measured is the model under test, not the offline fallback standing in
     for it. With `raise_retryable` a retryable provider failure is raised
     (the task retries later) instead of being returned as an error."""
-    image = product.images.filter(status=ProductImage.Status.READY).order_by("position").first()
+    image = primary_image(product)
     if image is None or not image.file:
         return Trial(error="the product has no usable image")
     vocabulary = vocabulary or vocabulary_current()
     try:
-        with image.file.open("rb") as stream:
-            prepared = prepare_image(stream.read(), max_side=settings.ANNOTATOR_IMAGE_MAX_SIDE)
+        request = annotation_request_build(
+            product=product,
+            image=image,
+            prompt=prompt_version,
+            vocabulary=vocabulary,
+            model=model,
+        )
     except (OSError, ValueError) as exc:
         return Trial(error=f"the image could not be read: {exc}"[:1000])
-    request = AnnotationRequest(
-        image_jpeg=prepared,
-        title=product.title,
-        system_prompt=render_system_prompt(prompt_version.system_prompt, vocabulary),
-        user_prompt=render_user_prompt(prompt_version.user_template, title=product.title),
-        model=model or prompt_version.model or settings.ANNOTATOR_MODEL,
-        json_schema=prompt_version.json_schema or strict_json_schema(),
-        vocabulary=vocabulary,
-        image_detail=settings.ANNOTATOR_IMAGE_DETAIL,
-    )
     try:
         result = provider_build(settings.ANNOTATOR_PROVIDER).annotate(request)
     except ProviderError as exc:

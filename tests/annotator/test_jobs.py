@@ -4,7 +4,6 @@ started from the command line and from the browser."""
 from __future__ import annotations
 
 import io
-import time
 from datetime import timedelta
 
 import pytest
@@ -19,15 +18,7 @@ from annotator.services import annotation_batch_create, annotation_requeue_stale
 from catalog.models import Product
 from tests.annotator.conftest import GOOD_ANSWER
 from tests.fake_openai import error_reply, reply_with_annotation
-
-
-def wait_for(predicate, timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
+from tests.waiting import wait_for
 
 
 def test_annotate_command_waits_for_the_worker_and_reports(

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -10,6 +9,7 @@ from django.urls import reverse
 from catalog.importers import import_file
 from catalog.models import Category, ImportRun, Product
 from catalog.taxonomy import parse_json, taxonomy_load
+from tests.waiting import wait_for
 
 
 def make_products(n: int) -> list[Product]:
@@ -112,15 +112,6 @@ def test_upload_rejects_other_file_types(client, manager):
     assert response.status_code == 200
     assert "Upload a .csv or .jsonl file." in response.content.decode()
     assert ImportRun.objects.count() == 0
-
-
-def wait_for(predicate, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def test_upload_is_imported_by_a_real_worker_and_reports_errors(client, manager, celery_worker):

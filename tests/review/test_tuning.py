@@ -11,7 +11,6 @@ on plain values with known answers."""
 from __future__ import annotations
 
 import random
-import time
 from datetime import timedelta
 from decimal import Decimal
 
@@ -61,6 +60,7 @@ from tests.annotator.conftest import (  # noqa: F401
     openai_settings,
 )
 from tests.fake_openai import error_reply, reply_with_annotation
+from tests.waiting import wait_for
 
 # Registered before a test's worker starts, as Celery's autodiscovery does in
 # a deployed worker (see the wiring line in config/celery.py).
@@ -117,15 +117,6 @@ def review_next(reviewer, product: Product, action: str, values: dict | None = N
 
 def image_of(product: Product) -> int:
     return ProductImage.objects.get(product=product, position=0).pk
-
-
-def wait_for(predicate, timeout: float = 60.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def snapshot(*models: type[Model]) -> dict:
@@ -882,7 +873,7 @@ def test_evaluation_job_in_a_real_worker(
     run = EvaluationRun.objects.get()
     assert response["Location"] == reverse("evaluation_detail", args=[run.pk])
     assert (run.baseline, run.total, run.created_by) == (v1, 5, manager)
-    assert wait_for(lambda: EvaluationRun.objects.get(pk=run.pk).finished_at is not None)
+    assert wait_for(lambda: EvaluationRun.objects.get(pk=run.pk).finished_at is not None, 60)
     run.refresh_from_db()
     report = evaluation_report(run)
     assert [
@@ -933,7 +924,7 @@ def test_evaluating_the_active_version_itself_answers_once_per_item(
 
     run = evaluation_start(prompt_version=v1, sample="recent", size=5)
 
-    assert wait_for(lambda: EvaluationRun.objects.get(pk=run.pk).finished_at is not None)
+    assert wait_for(lambda: EvaluationRun.objects.get(pk=run.pk).finished_at is not None, 60)
     assert len(fake_openai.requests) == 5  # D's answer serves as its baseline too
     item = run.items.get(product=d)
     assert item.baseline == item.candidate and item.baseline_source == "run"
