@@ -25,7 +25,7 @@ from annotator.providers.base import AnnotationRequest, ProviderError
 from annotator.routing import annotate_routed
 from annotator.schema import ATTRIBUTE_CODES, AnnotationOut, strict_json_schema
 from catalog.models import Product, ProductImage
-from catalog.vocabulary import CategoryTerm, Vocabulary, vocabulary_current
+from catalog.taxonomy.vocabulary import CategoryTerm, Vocabulary, vocabulary_current
 
 log = logging.getLogger(__name__)
 

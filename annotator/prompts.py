@@ -4,7 +4,7 @@ byte-identical between calls and providers can cache it."""
 
 from __future__ import annotations
 
-from catalog.vocabulary import Vocabulary
+from catalog.taxonomy.vocabulary import Vocabulary
 
 DEFAULT_SYSTEM_PROMPT = """\
 You tag product photos for a fashion marketplace. Look at the image and the \

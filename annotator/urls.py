@@ -7,4 +7,12 @@ urlpatterns = [
     path("annotate/start/", views.batch_start, name="batch_start"),
     path("annotate/batches/<int:pk>/", views.batch_detail, name="batch_detail"),
     path("annotate/renormalise/", views.renormalise, name="annotation_renormalise"),
+    # The unmapped-values screen sits in the taxonomy admin's URL space.
+    path("taxonomy/unmapped/", views.unmapped_list, name="taxonomy_unmapped"),
+    path(
+        "taxonomy/unmapped/products/",
+        views.unmapped_products,
+        name="taxonomy_unmapped_products",
+    ),
+    path("taxonomy/unmapped/resolve/", views.unmapped_resolve, name="taxonomy_unmapped_resolve"),
 ]

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -9,11 +11,16 @@ from django.views.decorators.http import require_GET, require_POST
 from accounts.roles import MANAGERS, TAXONOMY_ADMINS, role_required
 from annotator.models import AnnotationBatch
 from annotator.services import annotation_batch_create, annotation_renormalise, batch_progress
-from catalog.models import Category, Product
+from annotator.unmapped import CATEGORY_FIELDS, unmapped_value_products, unmapped_values
+from catalog.models import Attribute, AttributeValue, Category, Product
 from catalog.selectors import product_list_queryset
+from catalog.taxonomy import services
+from catalog.taxonomy.selectors import category_by_path
 from config.http import HtmxHttpRequest
 
 ANNOTATORS = (MANAGERS, TAXONOMY_ADMINS)
+UNMAPPED_PAGE = "annotator/unmapped/list.html"
+UNMAPPED_PRODUCTS_PAGE = "annotator/unmapped/products.html"
 
 
 @require_GET
@@ -82,3 +89,101 @@ def renormalise(request: HtmxHttpRequest) -> HttpResponse:
     if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
         target = "taxonomy_unmapped"
     return redirect(target)
+
+
+# --- unmapped values (/taxonomy/unmapped/) ---------------------------------------------
+
+
+def _unmapped_context(**extra: Any) -> dict[str, Any]:
+    values_by_code: dict[str, list[AttributeValue]] = {}
+    for value in AttributeValue.objects.filter(is_active=True).select_related("attribute"):
+        values_by_code.setdefault(value.attribute.code, []).append(value)
+    rows = [
+        {"item": item, "choices": values_by_code.get(item.field, [])} for item in unmapped_values()
+    ]
+    return {
+        "rows": rows,
+        "paths": Category.objects.filter(is_active=True).values_list("path", flat=True),
+        "attribute_codes": set(values_by_code)
+        | set(Attribute.objects.values_list("code", flat=True)),
+        **extra,
+    }
+
+
+@require_GET
+@role_required(TAXONOMY_ADMINS)
+def unmapped_list(request: HtmxHttpRequest) -> HttpResponse:
+    """What the model answered that the taxonomy does not know, most frequent
+    first, with one-click fixes."""
+    return render(
+        request,
+        f"{UNMAPPED_PAGE}#unmapped"
+        if request.htmx and request.htmx.target == "unmapped"
+        else UNMAPPED_PAGE,
+        _unmapped_context(),
+    )
+
+
+@require_GET
+@role_required(TAXONOMY_ADMINS)
+def unmapped_products(request: HtmxHttpRequest) -> HttpResponse:
+    """Products in review whose latest annotation left this value unmapped."""
+    field_name = request.GET.get("field", "")[:50]
+    raw = request.GET.get("raw", "")[:500]
+    products = unmapped_value_products(field_name=field_name, raw=raw)
+    return render(
+        request,
+        UNMAPPED_PRODUCTS_PAGE,
+        {"field": field_name, "raw": raw, "products": products},
+    )
+
+
+@require_POST
+@role_required(TAXONOMY_ADMINS)
+def unmapped_resolve(request: HtmxHttpRequest) -> HttpResponse:
+    """Add an unmapped answer as a synonym of a category or value, or as a new value."""
+    form = request.POST
+    field_name, raw = form.get("field", "").strip(), " ".join(form.get("raw", "").split())
+    how, target = form.get("how", ""), form.get("target", "").strip()
+    notice = error = ""
+    try:
+        if not raw:
+            raise services.TaxonomyChangeError("Nothing to add.")
+        if field_name in CATEGORY_FIELDS:
+            if how != "synonym":
+                raise services.TaxonomyChangeError("A category answer can become a synonym only.")
+            category = category_by_path(target)
+            services.category_synonym_add(user=request.user, category=category, synonym=raw)
+            notice = f"{raw!r} now means {category.path}."
+        else:
+            attribute = Attribute.objects.filter(code=field_name).first()
+            if attribute is None:
+                raise services.TaxonomyChangeError(f"There is no attribute {field_name!r}.")
+            if how == "new_value":
+                value = services.attribute_value_add(
+                    user=request.user, attribute=attribute, name=raw
+                )
+                notice = f"Added {value.name} to {attribute.name}."
+            else:
+                value = attribute.values.filter(pk=int(target) if target.isdigit() else 0).first()
+                if value is None:
+                    raise services.TaxonomyChangeError("Pick the value it means.")
+                services.attribute_value_synonym_add(user=request.user, value=value, synonym=raw)
+                notice = f"{raw!r} now means {attribute.name}: {value.name}."
+    except services.TaxonomyChangeError as exc:
+        error = str(exc)
+    affected = [] if error else unmapped_value_products(field_name=field_name, raw=raw)
+    if affected and not error:
+        notice += (
+            f" {len(affected)} product{'s' if len(affected) != 1 else ''} in review had it;"
+            " they keep their current annotation until annotated again."
+        )
+    if request.htmx:
+        return render(
+            request, f"{UNMAPPED_PAGE}#unmapped", _unmapped_context(notice=notice, error=error)
+        )
+    if error:
+        messages.error(request, error)
+    else:
+        messages.success(request, notice)
+    return redirect("taxonomy_unmapped")

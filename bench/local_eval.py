@@ -49,7 +49,7 @@ from annotator.providers.local import (  # noqa: E402
     vocabulary_from_spec_json,
 )
 from annotator.schema import AnnotationOut  # noqa: E402
-from catalog.vocabulary import CategoryTerm, ValueTerm, Vocabulary  # noqa: E402
+from catalog.taxonomy.vocabulary import CategoryTerm, ValueTerm, Vocabulary  # noqa: E402
 
 TAXONOMY_FILE = ROOT / "catalog" / "data" / "default_taxonomy.json"
 DEFAULT_DATA = Path(os.environ.get("LOUPE_FASHION_DATA", "/work/shared/data/fashion-products"))

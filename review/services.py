@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from annotator.models import Annotation
 from catalog.models import Product
-from catalog.vocabulary import Vocabulary, vocabulary_current
+from catalog.taxonomy.vocabulary import Vocabulary, vocabulary_current
 from review.models import Claim, Correction, Decision
 
 FIELDS = ("category", "color", "material", "style", "pattern", "season", "tags")

@@ -23,7 +23,7 @@ from django_htmx.http import trigger_client_event
 from accounts.roles import TAGGERS, TAXONOMY_ADMINS, role_required
 from annotator.models import Annotation
 from catalog.models import Attribute, Product, ProductImage
-from catalog.vocabulary import vocabulary_current
+from catalog.taxonomy.vocabulary import vocabulary_current
 from config.http import HtmxHttpRequest
 from review import services
 from review.models import Claim, Decision

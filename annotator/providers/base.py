@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from annotator.schema import AnnotationOut
-from catalog.vocabulary import Vocabulary
+from catalog.taxonomy.vocabulary import Vocabulary
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,13 @@ from PIL import Image, ImageChops
 
 from annotator.providers.base import AnnotationRequest, ProviderResult
 from annotator.schema import ATTRIBUTE_CODES, AnnotationOut, Attributes, FieldConfidence
-from catalog.vocabulary import CategoryTerm, ValueTerm, Vocabulary, clean_synonyms, match_key
+from catalog.taxonomy.vocabulary import (
+    CategoryTerm,
+    ValueTerm,
+    Vocabulary,
+    clean_synonyms,
+    match_key,
+)
 
 MODEL_NAME = "local-heuristic-v1"
 MAX_CONFIDENCE = 0.85

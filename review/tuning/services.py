@@ -37,7 +37,7 @@ from annotator.providers.base import ProviderError
 from annotator.routing import provider_build
 from annotator.schema import ATTRIBUTE_CODES, strict_json_schema
 from catalog.models import Category, Product, ProductImage, TaxonomyChange
-from catalog.vocabulary import Vocabulary, vocabulary_current
+from catalog.taxonomy.vocabulary import Vocabulary, vocabulary_current
 from review.models import (
     Correction,
     Decision,

@@ -8,7 +8,7 @@ import pytest
 from catalog.demo import demo_products, draw_product_image
 from catalog.importers import import_file
 from catalog.models import Product
-from catalog.taxonomy import DEFAULT_TAXONOMY_FILE, parse_file, taxonomy_load
+from catalog.taxonomy.formats import DEFAULT_TAXONOMY_FILE, parse_file, taxonomy_load
 
 GOOD_ANSWER = {
     "category": "Clothing",

@@ -12,7 +12,7 @@ import pytest
 from annotator.providers.base import AnnotationRequest, ProviderError
 from annotator.providers.openai_provider import OpenAIProvider
 from annotator.schema import AnnotationOut, strict_json_schema
-from catalog.vocabulary import Vocabulary
+from catalog.taxonomy.vocabulary import Vocabulary
 from tests.fake_openai import (
     FakeOpenAI,
     Reply,

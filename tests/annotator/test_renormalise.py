@@ -10,7 +10,7 @@ from django.urls import reverse
 from annotator.models import Annotation
 from annotator.pipeline import annotation_run
 from catalog.models import AttributeValue, Product
-from catalog.taxonomy_admin import attribute_value_synonym_add
+from catalog.taxonomy.services import attribute_value_synonym_add
 from tests.annotator.conftest import GOOD_ANSWER
 from tests.fake_openai import reply_with_annotation
 

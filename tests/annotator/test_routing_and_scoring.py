@@ -21,8 +21,8 @@ from annotator.pipeline import (
 from annotator.pricing import cost_usd
 from annotator.routing import circuit_is_open, circuit_record, in_canary, rate_limit_wait
 from annotator.schema import AnnotationOut
-from catalog.taxonomy import parse_json, taxonomy_load
-from catalog.vocabulary import match_key, vocabulary_current
+from catalog.taxonomy.formats import parse_json, taxonomy_load
+from catalog.taxonomy.vocabulary import match_key, vocabulary_current
 
 pytestmark = pytest.mark.django_db
 

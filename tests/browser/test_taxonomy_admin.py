@@ -14,12 +14,12 @@ import pytest
 from django.contrib.auth.models import Group
 from django.urls import URLResolver, include, path
 
-import catalog.taxonomy_urls
+import catalog.taxonomy.urls
 import catalog.urls
 import config.urls
 from accounts.roles import TAXONOMY_ADMINS
 from catalog.models import Category, Product, TaxonomyChange
-from catalog.taxonomy import parse_json, taxonomy_load
+from catalog.taxonomy.formats import parse_json, taxonomy_load
 from tests.factories import UserFactory
 
 CHROMIUM = "/usr/bin/chromium"
@@ -36,15 +36,15 @@ PASSWORD = "pw-for-tests-123"  # tests.factories.UserFactory's
 
 def _urlpatterns() -> list:
     """The site's URLs with the admin screen at /taxonomy/ instead of the old
-    read-only page (until config.urls includes catalog.taxonomy_urls itself)."""
+    read-only page (until config.urls includes catalog.taxonomy.urls itself)."""
     patterns: list = []
     for pattern in config.urls.urlpatterns:
         if isinstance(pattern, URLResolver) and pattern.urlconf_name is catalog.urls:
             patterns += [p for p in catalog.urls.urlpatterns if p.name != "taxonomy_tree"]
         else:
             patterns.append(pattern)
-    if not any(getattr(p, "urlconf_name", None) is catalog.taxonomy_urls for p in patterns):
-        patterns.insert(0, path("taxonomy/", include("catalog.taxonomy_urls")))
+    if not any(getattr(p, "urlconf_name", None) is catalog.taxonomy.urls for p in patterns):
+        patterns.insert(0, path("taxonomy/", include("catalog.taxonomy.urls")))
     return patterns
 
 

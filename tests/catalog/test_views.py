@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from catalog.importers import import_file
 from catalog.models import Category, ImportRun, Product
-from catalog.taxonomy import parse_json, taxonomy_load
+from catalog.taxonomy.formats import parse_json, taxonomy_load
 from tests.waiting import wait_for
 
 

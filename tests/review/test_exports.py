@@ -19,7 +19,7 @@ from django.utils import timezone
 from annotator.models import PromptVersion
 from annotator.pipeline import annotation_run
 from catalog.models import Category, Product, ProductImage
-from catalog.vocabulary import vocabulary_current
+from catalog.taxonomy.vocabulary import vocabulary_current
 from review.exports import (
     CSV_COLUMNS,
     corrections_export_rows,

@@ -15,7 +15,7 @@ from accounts.roles import TAGGERS
 from annotator.models import Annotation, PromptVersion
 from annotator.pipeline import annotation_run
 from catalog.models import Category, Product
-from catalog.vocabulary import vocabulary_current
+from catalog.taxonomy.vocabulary import vocabulary_current
 from review.models import Claim, Correction, Decision
 from review.services import (
     InvalidValues,

@@ -25,7 +25,7 @@ import config.urls
 from annotator.models import Annotation, PromptVersion, RoutingSetting
 from annotator.pipeline import annotation_run, review_threshold
 from catalog.models import Category, Product, ProductImage, TaxonomyChange
-from catalog.vocabulary import vocabulary_current
+from catalog.taxonomy.vocabulary import vocabulary_current
 from review.models import (
     Claim,
     Correction,

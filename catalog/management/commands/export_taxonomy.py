@@ -6,7 +6,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand
 
-from catalog.taxonomy import EXPORTERS, taxonomy_spec_from_db
+from catalog.taxonomy.formats import EXPORTERS, taxonomy_spec_from_db
 
 
 class Command(BaseCommand):

@@ -9,7 +9,12 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from catalog.taxonomy import DEFAULT_TAXONOMY_FILE, TaxonomyFileError, parse_file, taxonomy_load
+from catalog.taxonomy.formats import (
+    DEFAULT_TAXONOMY_FILE,
+    TaxonomyFileError,
+    parse_file,
+    taxonomy_load,
+)
 
 
 class Command(BaseCommand):

@@ -8,7 +8,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from catalog.models import Attribute, AttributeValue, Category
-from catalog.taxonomy import (
+from catalog.taxonomy.formats import (
     TaxonomyFileError,
     export_csv,
     export_google,
@@ -22,7 +22,7 @@ from catalog.taxonomy import (
 )
 
 GOOGLE_FILE = (
-    Path(__file__).resolve().parents[3]
+    Path(__file__).resolve().parents[4]
     / "shared"
     / "data"
     / "google-product-taxonomy"

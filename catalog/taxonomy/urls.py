@@ -1,8 +1,9 @@
-"""The taxonomy admin screen, mounted at /taxonomy/ by config.urls."""
+"""The taxonomy admin screen, mounted at /taxonomy/ by config.urls (the
+unmapped-values pages under /taxonomy/unmapped/ are annotator's)."""
 
 from django.urls import path
 
-from catalog import taxonomy_views as views
+from catalog.taxonomy import views
 
 urlpatterns = [
     path("", views.taxonomy_tree, name="taxonomy_tree"),
@@ -25,7 +26,4 @@ urlpatterns = [
     path("import/apply/", views.import_apply, name="taxonomy_import_apply"),
     path("export/<slug:fmt>/", views.export, name="taxonomy_export"),
     path("history/", views.history, name="taxonomy_history"),
-    path("unmapped/", views.unmapped_list, name="taxonomy_unmapped"),
-    path("unmapped/products/", views.unmapped_products, name="taxonomy_unmapped_products"),
-    path("unmapped/resolve/", views.unmapped_resolve, name="taxonomy_unmapped_resolve"),
 ]

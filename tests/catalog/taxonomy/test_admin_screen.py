@@ -11,30 +11,30 @@ from django.contrib.auth.models import Group
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import URLResolver, include, path, reverse
 
-import catalog.taxonomy_urls
+import catalog.taxonomy.urls
 import catalog.urls
 import config.urls
 from accounts.roles import TAGGERS, TAXONOMY_ADMINS
 from annotator.models import Annotation
-from catalog import taxonomy_admin as services
 from catalog.models import Attribute, AttributeValue, Category, Product, TaxonomyChange
-from catalog.taxonomy import TaxonomyFileError, parse_json, taxonomy_load
-from catalog.vocabulary import vocabulary_current
+from catalog.taxonomy import services
+from catalog.taxonomy.formats import TaxonomyFileError, parse_json, taxonomy_load
+from catalog.taxonomy.vocabulary import vocabulary_current
 from review.models import Correction, Decision
 from tests.factories import UserFactory
 
 
 def _urlpatterns() -> list:
     """The site's URLs with the admin screen at /taxonomy/ instead of the old
-    read-only page (until config.urls includes catalog.taxonomy_urls itself)."""
+    read-only page (until config.urls includes catalog.taxonomy.urls itself)."""
     patterns: list = []
     for pattern in config.urls.urlpatterns:
         if isinstance(pattern, URLResolver) and pattern.urlconf_name is catalog.urls:
             patterns += [p for p in catalog.urls.urlpatterns if p.name != "taxonomy_tree"]
         else:
             patterns.append(pattern)
-    if not any(getattr(p, "urlconf_name", None) is catalog.taxonomy_urls for p in patterns):
-        patterns.insert(0, path("taxonomy/", include("catalog.taxonomy_urls")))
+    if not any(getattr(p, "urlconf_name", None) is catalog.taxonomy.urls for p in patterns):
+        patterns.insert(0, path("taxonomy/", include("catalog.taxonomy.urls")))
     return patterns
 
 

@@ -1,5 +1,5 @@
 """The taxonomy as files: parse (Loupe JSON, Loupe CSV, Google's
-`taxonomy-with-ids`), load idempotently, export, and read as a tree.
+`taxonomy-with-ids`), load idempotently, and export.
 
 Loading is additive: it creates and updates, never deletes (removal belongs
 to the taxonomy admin, with a preview). A category is matched by its Google id
@@ -18,13 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Prefetch
 from django.utils.text import slugify
 
 from catalog.models import Attribute, AttributeValue, Category
-from catalog.vocabulary import clean_synonyms
+from catalog.taxonomy.vocabulary import clean_synonyms
 
-DEFAULT_TAXONOMY_FILE = Path(__file__).resolve().parent / "data" / "default_taxonomy.json"
+DEFAULT_TAXONOMY_FILE = Path(__file__).resolve().parent.parent / "data" / "default_taxonomy.json"
 PATH_SEPARATOR = " > "
 CSV_COLUMNS = ["kind", "key", "name", "synonyms", "hex", "active", "review_threshold", "google_id"]
 _GOOGLE_LINE = re.compile(r"^(\d+)\s+-\s+(.+)$")
@@ -465,30 +464,3 @@ def export_google(spec: TaxonomySpec) -> str:
 
 
 EXPORTERS = {"json": export_json, "csv": export_csv, "google": export_google}
-
-
-# --- reading as a tree --------------------------------------------------------
-
-
-@dataclass
-class TreeNode:
-    category: Category
-    children: list[TreeNode] = field(default_factory=list)
-
-
-def category_tree() -> tuple[list[TreeNode], list[Attribute]]:
-    """The whole tree from one query, and the attributes with their values."""
-    nodes: dict[int, TreeNode] = {}
-    roots: list[TreeNode] = []
-    for category in Category.objects.order_by("depth", "path"):
-        node = nodes[category.pk] = TreeNode(category)
-        if category.parent_id is None:
-            roots.append(node)
-        else:
-            nodes[category.parent_id].children.append(node)
-    attributes = list(
-        Attribute.objects.prefetch_related(
-            Prefetch("values", queryset=AttributeValue.objects.order_by("position", "name"))
-        )
-    )
-    return roots, attributes

@@ -1,6 +1,6 @@
 """The taxonomy admin screen (/taxonomy/), for the Taxonomy admins group.
 
-Each view parses its form, calls one service of catalog.taxonomy_admin and
+Each view parses its form, calls one service of catalog.taxonomy.services and
 renders the page, or with htmx the partial its target names (`#tree`,
 `#panel`, `#workspace`...). Without JavaScript every form posts and
 redirects back (the message says what happened); links are plain links.
@@ -25,22 +25,22 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import push_url
 
 from accounts.roles import TAXONOMY_ADMINS, role_required
-from catalog import taxonomy_admin as services
 from catalog.models import Attribute, AttributeValue, Category, Product, TaxonomyChange
-from catalog.taxonomy import (
+from catalog.taxonomy import services
+from catalog.taxonomy.formats import (
     EXPORTERS,
     PATH_SEPARATOR,
     TaxonomyFileError,
     detect_format,
     taxonomy_spec_from_db,
 )
+from catalog.taxonomy.selectors import category_by_path, category_tree_counted
 from config.http import HtmxHttpRequest
 
-TREE_PAGE = "catalog/taxonomy_admin/tree.html"
-ATTRIBUTES_PAGE = "catalog/taxonomy_admin/attributes.html"
-IMPORT_PAGE = "catalog/taxonomy_admin/import.html"
-HISTORY_PAGE = "catalog/taxonomy_admin/history.html"
-UNMAPPED_PAGE = "catalog/taxonomy_admin/unmapped.html"
+TREE_PAGE = "catalog/taxonomy/tree.html"
+ATTRIBUTES_PAGE = "catalog/taxonomy/attributes.html"
+IMPORT_PAGE = "catalog/taxonomy/import.html"
+HISTORY_PAGE = "catalog/taxonomy/history.html"
 HISTORY_PAGE_SIZE = 25
 MAX_IMPORT_BYTES = 20 * 1024 * 1024
 # Previews kept per session; an older upload's stored file is deleted.
@@ -78,14 +78,6 @@ def _threshold(text: str) -> float | None:
         ) from None
 
 
-def _category_by_path(text: str) -> Category:
-    path = PATH_SEPARATOR.join(part.strip() for part in text.split(">") if part.strip())
-    category = Category.objects.filter(path=path).first() if path else None
-    if category is None:
-        raise services.TaxonomyChangeError(f"There is no category {text.strip()!r}.")
-    return category
-
-
 # --- categories ----------------------------------------------------------------------
 
 
@@ -94,7 +86,7 @@ def _tree_context(
 ) -> dict[str, Any]:
     context: dict[str, Any] = {"selected": selected, "query": query, **extra}
     if with_tree:
-        roots, found = services.category_tree_counted(
+        roots, found = category_tree_counted(
             query=query, selected_id=selected.pk if selected else None
         )
         context.update(
@@ -192,7 +184,7 @@ def category_change(request: HtmxHttpRequest, pk: int, action: str) -> HttpRespo
             notice = f"Renamed to {category.path}."
         elif action == "move":
             text = form.get("parent", "").strip()
-            parent = _category_by_path(text) if text else None
+            parent = category_by_path(text) if text else None
             category = services.category_move(user=user, category=category, parent=parent)
             notice = f"Moved to {category.path}."
         elif action == "edit":
@@ -210,7 +202,7 @@ def category_change(request: HtmxHttpRequest, pk: int, action: str) -> HttpRespo
             count = services.category_activate(user=user, category=category)
             notice = f"Activated {count} categor{'y' if count == 1 else 'ies'}."
         else:
-            target = _category_by_path(form.get("target", ""))
+            target = category_by_path(form.get("target", ""))
             source_path = category.path
             repointed = services.category_merge(user=user, source=category, target=target)
             selected = Category.objects.get(pk=target.pk)
@@ -542,96 +534,3 @@ def history(request: HtmxHttpRequest) -> HttpResponse:
         _template(request, HISTORY_PAGE, {"history"}),
         {"page": page, "rows": rows},
     )
-
-
-# --- unmapped values ----------------------------------------------------------------------
-
-
-def _unmapped_context(**extra: Any) -> dict[str, Any]:
-    values_by_code: dict[str, list[AttributeValue]] = {}
-    for value in AttributeValue.objects.filter(is_active=True).select_related("attribute"):
-        values_by_code.setdefault(value.attribute.code, []).append(value)
-    rows = [
-        {"item": item, "choices": values_by_code.get(item.field, [])}
-        for item in services.unmapped_values()
-    ]
-    return {
-        "rows": rows,
-        "paths": Category.objects.filter(is_active=True).values_list("path", flat=True),
-        "attribute_codes": set(values_by_code)
-        | set(Attribute.objects.values_list("code", flat=True)),
-        **extra,
-    }
-
-
-@require_GET
-@role_required(TAXONOMY_ADMINS)
-def unmapped_list(request: HtmxHttpRequest) -> HttpResponse:
-    """What the model answered that the taxonomy does not know, most frequent
-    first, with one-click fixes."""
-    return render(request, _template(request, UNMAPPED_PAGE, {"unmapped"}), _unmapped_context())
-
-
-@require_GET
-@role_required(TAXONOMY_ADMINS)
-def unmapped_products(request: HtmxHttpRequest) -> HttpResponse:
-    """Products in review whose latest annotation left this value unmapped."""
-    field_name = request.GET.get("field", "")[:50]
-    raw = request.GET.get("raw", "")[:500]
-    products = services.unmapped_value_products(field_name=field_name, raw=raw)
-    return render(
-        request,
-        "catalog/taxonomy_admin/unmapped_products.html",
-        {"field": field_name, "raw": raw, "products": products},
-    )
-
-
-@require_POST
-@role_required(TAXONOMY_ADMINS)
-def unmapped_resolve(request: HtmxHttpRequest) -> HttpResponse:
-    """Add an unmapped answer as a synonym of a category or value, or as a new value."""
-    form = request.POST
-    field_name, raw = form.get("field", "").strip(), " ".join(form.get("raw", "").split())
-    how, target = form.get("how", ""), form.get("target", "").strip()
-    notice = error = ""
-    try:
-        if not raw:
-            raise services.TaxonomyChangeError("Nothing to add.")
-        if field_name in services.CATEGORY_FIELDS:
-            if how != "synonym":
-                raise services.TaxonomyChangeError("A category answer can become a synonym only.")
-            category = _category_by_path(target)
-            services.category_synonym_add(user=request.user, category=category, synonym=raw)
-            notice = f"{raw!r} now means {category.path}."
-        else:
-            attribute = Attribute.objects.filter(code=field_name).first()
-            if attribute is None:
-                raise services.TaxonomyChangeError(f"There is no attribute {field_name!r}.")
-            if how == "new_value":
-                value = services.attribute_value_add(
-                    user=request.user, attribute=attribute, name=raw
-                )
-                notice = f"Added {value.name} to {attribute.name}."
-            else:
-                value = attribute.values.filter(pk=int(target) if target.isdigit() else 0).first()
-                if value is None:
-                    raise services.TaxonomyChangeError("Pick the value it means.")
-                services.attribute_value_synonym_add(user=request.user, value=value, synonym=raw)
-                notice = f"{raw!r} now means {attribute.name}: {value.name}."
-    except services.TaxonomyChangeError as exc:
-        error = str(exc)
-    affected = [] if error else services.unmapped_value_products(field_name=field_name, raw=raw)
-    if affected and not error:
-        notice += (
-            f" {len(affected)} product{'s' if len(affected) != 1 else ''} in review had it;"
-            " they keep their current annotation until annotated again."
-        )
-    if request.htmx:
-        return render(
-            request, f"{UNMAPPED_PAGE}#unmapped", _unmapped_context(notice=notice, error=error)
-        )
-    if error:
-        messages.error(request, error)
-    else:
-        messages.success(request, notice)
-    return redirect("taxonomy_unmapped")
