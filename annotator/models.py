@@ -162,3 +162,26 @@ class RoutingSetting(models.Model):
 
     def __str__(self) -> str:
         return f"review threshold {self.review_threshold}"
+
+
+class PromptActivation(models.Model):
+    """One activation of a prompt version: who switched from what to what, when."""
+
+    prompt_version = models.ForeignKey(
+        PromptVersion, on_delete=models.PROTECT, related_name="activations"
+    )
+    previous = models.ForeignKey(
+        PromptVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    activated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    activated_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        # Moved from review without moving data: the table keeps its name.
+        db_table = "review_promptactivation"
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"v{self.prompt_version_id} activated at {self.activated_at}"

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import logging
-
 from celery import shared_task
 
 from annotator.models import AnnotationBatch
 from annotator.pipeline import annotation_run
 from annotator.providers.base import ProviderError
+from annotator.retrying import PROVIDER_MAX_RETRIES, provider_final_attempt, provider_retry
 from catalog.models import Product
-
-log = logging.getLogger(__name__)
-PROVIDER_RETRY_DELAYS = (30, 120, 600)  # provider down and no fallback: try later
 
 
 @shared_task(acks_late=True)
@@ -22,7 +18,7 @@ def annotate_chunk(batch_id: int | None, product_ids: list[int]) -> None:
         annotate_product.delay(product_id, batch_id)
 
 
-@shared_task(bind=True, acks_late=True, max_retries=len(PROVIDER_RETRY_DELAYS))
+@shared_task(bind=True, acks_late=True, max_retries=PROVIDER_MAX_RETRIES)
 def annotate_product(self, product_id: int, batch_id: int | None = None) -> None:
     """Idempotent: only a product still `annotating` is worked on, so a
     redelivered message (killed worker, requeue) never annotates twice."""
@@ -30,13 +26,11 @@ def annotate_product(self, product_id: int, batch_id: int | None = None) -> None
     if product is None:
         return
     batch = AnnotationBatch.objects.filter(pk=batch_id).first() if batch_id else None
-    final = self.request.retries >= self.max_retries
+    final = provider_final_attempt(self)
     try:
         annotation_run(product=product, batch=batch, record_provider_error=final)
     except ProviderError as exc:
-        delay = PROVIDER_RETRY_DELAYS[min(self.request.retries, len(PROVIDER_RETRY_DELAYS) - 1)]
-        log.warning("product %s: provider failed (%s); retry in %ss", product_id, exc, delay)
-        raise self.retry(countdown=delay) from exc
+        raise provider_retry(self, exc, subject=f"product {product_id}") from exc
 
 
 @shared_task

@@ -2,14 +2,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.roles import MANAGERS, TAXONOMY_ADMINS, role_required
-from annotator.models import AnnotationBatch
+from annotator.models import AnnotationBatch, PromptActivation, PromptVersion
+from annotator.prompt_versions import (
+    PromptVersionError,
+    prompt_version_activate,
+    prompt_version_create,
+)
 from annotator.services import annotation_batch_create, annotation_renormalise, batch_progress
 from annotator.unmapped import CATEGORY_FIELDS, unmapped_value_products, unmapped_values
 from catalog.models import Attribute, AttributeValue, Category, Product
@@ -19,6 +25,7 @@ from catalog.taxonomy.selectors import category_by_path
 from config.http import HtmxHttpRequest
 
 ANNOTATORS = (MANAGERS, TAXONOMY_ADMINS)
+PROMPT_EDITORS = (TAXONOMY_ADMINS, MANAGERS)
 UNMAPPED_PAGE = "annotator/unmapped/list.html"
 UNMAPPED_PRODUCTS_PAGE = "annotator/unmapped/products.html"
 
@@ -187,3 +194,86 @@ def unmapped_resolve(request: HtmxHttpRequest) -> HttpResponse:
     else:
         messages.success(request, notice)
     return redirect("taxonomy_unmapped")
+
+
+class PromptVersionForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    model = forms.CharField(
+        max_length=200, required=False, help_text="Blank: the configured ANNOTATOR_MODEL."
+    )
+    system_prompt = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 18}),
+        strip=False,
+        help_text="{taxonomy} is replaced by the categories and allowed values.",
+    )
+    user_template = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        strip=False,
+        help_text="Per product. {title} is the product title.",
+    )
+
+
+# --- prompt versions (/prompts/) ---------------------------------------------------------
+
+
+@require_GET
+@role_required(*PROMPT_EDITORS)
+def prompt_list(request: HtmxHttpRequest) -> HttpResponse:
+    versions = PromptVersion.objects.select_related("created_by", "activated_by")
+    history = PromptActivation.objects.select_related("prompt_version", "previous", "activated_by")[
+        :30
+    ]
+    return render(
+        request, "annotator/prompts/list.html", {"versions": versions, "history": history}
+    )
+
+
+@require_GET
+@role_required(*PROMPT_EDITORS)
+def prompt_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    version = get_object_or_404(
+        PromptVersion.objects.select_related("created_by", "activated_by"), pk=pk
+    )
+    context = {
+        "version": version,
+        "history": PromptActivation.objects.filter(prompt_version=version).select_related(
+            "previous", "activated_by"
+        )[:30],
+    }
+    return render(request, "annotator/prompts/detail.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+@role_required(*PROMPT_EDITORS)
+def prompt_new(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """A new version from an old one: its text and model, edited."""
+    source = get_object_or_404(PromptVersion, pk=pk)
+    initial = {
+        "name": f"{source.name} (edited)"[:200],
+        "model": request.GET.get("model", source.model)[:200],
+        "system_prompt": source.system_prompt,
+        "user_template": source.user_template,
+    }
+    form = PromptVersionForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            version = prompt_version_create(source=source, user=request.user, **form.cleaned_data)
+        except PromptVersionError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, f"Version {version.version} saved. It is not active yet.")
+            return redirect("prompt_detail", pk=version.pk)
+    return render(request, "annotator/prompts/form.html", {"form": form, "source": source})
+
+
+@require_POST
+@role_required(*PROMPT_EDITORS)
+def prompt_activate(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    version = get_object_or_404(PromptVersion, pk=pk)
+    if prompt_version_activate(prompt_version=version, user=request.user) is None:
+        messages.info(request, f"Version {version.version} was already active.")
+    else:
+        messages.success(
+            request, f"Version {version.version} is now active: new annotations use it."
+        )
+    return redirect("prompt_detail", pk=version.pk)

@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "catalog",
     "annotator",
     "review",
+    "tuning",
     "reports",
 ]
 

@@ -15,7 +15,7 @@ urlpatterns = [
     path("", include("annotator.urls")),
     path("", include("review.urls")),
     path("reports/", include("reports.urls")),
-    path("prompts/", include("review.tuning.urls")),
+    path("prompts/", include("tuning.urls")),
     path("admin/", admin.site.urls),
 ]
 

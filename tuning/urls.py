@@ -1,14 +1,10 @@
-"""Mounted at /prompts/ by config/urls.py."""
+"""Mounted at /prompts/ by config/urls.py, beside annotator's prompt version pages."""
 
 from django.urls import path
 
-from review.tuning import views
+from tuning import views
 
 urlpatterns = [
-    path("", views.prompt_list, name="prompt_list"),
-    path("<int:pk>/", views.prompt_detail, name="prompt_detail"),
-    path("<int:pk>/new/", views.prompt_new, name="prompt_new"),
-    path("<int:pk>/activate/", views.prompt_activate, name="prompt_activate"),
     path("corrections/", views.corrections_browser, name="corrections_browser"),
     path("evaluations/", views.evaluation_list, name="evaluation_list"),
     path("evaluations/start/", views.evaluation_start, name="evaluation_start"),

@@ -18,26 +18,29 @@ import pytest
 from django.db import connection
 from django.db.models import Model
 from django.test.utils import CaptureQueriesContext
-from django.urls import include, path, reverse
+from django.urls import reverse
 from django.utils import timezone
 
-import config.urls
-from annotator.models import Annotation, PromptVersion, RoutingSetting
+from annotator.models import Annotation, PromptActivation, PromptVersion, RoutingSetting
 from annotator.pipeline import annotation_run, review_threshold
+from annotator.prompt_versions import prompt_version_activate, prompt_version_create
+from annotator.trial import annotation_try
 from catalog.models import Category, Product, ProductImage, TaxonomyChange
 from catalog.taxonomy.vocabulary import vocabulary_current
-from review.models import (
-    Claim,
-    Correction,
-    Decision,
-    EvaluationItem,
-    EvaluationRun,
-    PromptActivation,
+from review.models import Claim, Correction, Decision
+from review.services import FIELDS, decision_record, decision_undo, review_item_claim
+from tests.annotator.conftest import (  # noqa: F401
+    GOOD_ANSWER,
+    default_taxonomy,
+    make_products,
+    openai_settings,
 )
-from review.services import decision_record, decision_undo, review_item_claim
-from review.tuning import services
-from review.tuning import tasks as tuning_tasks
-from review.tuning.services import (
+from tests.fake_openai import error_reply, reply_with_annotation
+from tests.waiting import wait_for
+from tuning import services
+from tuning import tasks as tuning_tasks
+from tuning.models import EvaluationItem, EvaluationRun
+from tuning.services import (
     CorrectionFilters,
     FieldAccuracy,
     ReliabilityBin,
@@ -47,27 +50,15 @@ from review.tuning.services import (
     evaluation_report,
     evaluation_start,
     field_accuracy,
-    prompt_version_activate,
-    prompt_version_create,
     reliability_bins,
     threshold_for_precision,
     wilson_interval,
 )
-from tests.annotator.conftest import (  # noqa: F401
-    GOOD_ANSWER,
-    default_taxonomy,
-    make_products,
-    openai_settings,
-)
-from tests.fake_openai import error_reply, reply_with_annotation
-from tests.waiting import wait_for
 
-# Registered before a test's worker starts, as Celery's autodiscovery does in
-# a deployed worker (see the wiring line in config/celery.py).
-assert tuning_tasks.evaluation_run.name == "review.evaluation_run"
+# Registered under its module's name, as Celery's autodiscovery finds it in a
+# deployed worker.
+assert tuning_tasks.evaluation_run.name == "tuning.tasks.evaluation_run"
 
-urlpatterns = config.urls.urlpatterns + [path("prompts/", include("review.tuning.urls"))]
-pytestmark = pytest.mark.urls(__name__)
 
 TSHIRTS = "Clothing > Tops > T-Shirts"
 SHIRTS = "Clothing > Tops > Shirts"
@@ -372,7 +363,7 @@ def test_corrections_browser_counts_pairs_per_field(corrected, django_assert_num
     with django_assert_num_queries(9):
         groups = correction_pairs(filters=CorrectionFilters())
 
-    assert [g.field for g in groups] == list(services.FIELDS)
+    assert [g.field for g in groups] == list(FIELDS)
     assert pairs(groups, "color") == [("Navy Blue", "Blue", 3), ("Navy Blue", "Black", 1)]
     assert pairs(groups, "category") == [(TSHIRTS, SHIRTS, 1)]
     assert pairs(groups, "material") == pairs(groups, "tags") == []
@@ -747,7 +738,7 @@ def test_a_trial_answers_without_storing_anything(gold, v2, fake_openai):
     fake_openai.queue(reply_with_annotation(answer(0.9, color="navy")))
     before = snapshot(Product, Annotation, Decision, Claim)
 
-    trial = services.annotation_try(product=a, prompt_version=v2, model="gpt-4.1-nano")
+    trial = annotation_try(product=a, prompt_version=v2, model="gpt-4.1-nano")
 
     assert trial.values == {
         "category_id": Category.objects.get(path=TSHIRTS).pk,

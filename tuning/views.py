@@ -1,5 +1,5 @@
-"""Prompt tuning pages, for taxonomy admins and managers: prompt versions,
-the corrections browser, offline evaluations and threshold calibration.
+"""Prompt tuning pages, for taxonomy admins and managers (prompt versions
+are annotator's pages): the corrections browser, offline evaluations and threshold calibration.
 
 Each view parses its form, calls one service and renders; filter pages and
 the evaluation progress answer htmx with their results partial."""
@@ -15,37 +15,21 @@ from django.db.models import Count, Q
 from django.http import HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from accounts.roles import MANAGERS, TAXONOMY_ADMINS, role_required
 from annotator.models import PromptVersion
 from catalog.models import Category
 from config.http import HtmxHttpRequest
-from review.models import Correction, EvaluationRun, PromptActivation
-from review.tuning import services
+from review.models import Correction
+from tuning import services
+from tuning.models import EvaluationRun
 
 TUNERS = (TAXONOMY_ADMINS, MANAGERS)
 
 
 def _categories():
     return Category.objects.order_by("path")
-
-
-class PromptVersionForm(forms.Form):
-    name = forms.CharField(max_length=200)
-    model = forms.CharField(
-        max_length=200, required=False, help_text="Blank: the configured ANNOTATOR_MODEL."
-    )
-    system_prompt = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 18}),
-        strip=False,
-        help_text="{taxonomy} is replaced by the categories and allowed values.",
-    )
-    user_template = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 3}),
-        strip=False,
-        help_text="Per product. {title} is the product title.",
-    )
 
 
 class EvaluationForm(forms.Form):
@@ -101,77 +85,6 @@ class ThresholdApplyForm(forms.Form):
         return data
 
 
-# --- prompt versions ---------------------------------------------------------------
-
-
-@require_GET
-@role_required(*TUNERS)
-def prompt_list(request: HtmxHttpRequest) -> HttpResponse:
-    versions = PromptVersion.objects.select_related("created_by", "activated_by")
-    history = PromptActivation.objects.select_related("prompt_version", "previous", "activated_by")[
-        :30
-    ]
-    return render(
-        request, "review/tuning/prompt_list.html", {"versions": versions, "history": history}
-    )
-
-
-@require_GET
-@role_required(*TUNERS)
-def prompt_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    version = get_object_or_404(
-        PromptVersion.objects.select_related("created_by", "activated_by"), pk=pk
-    )
-    context = {
-        "version": version,
-        "history": PromptActivation.objects.filter(prompt_version=version).select_related(
-            "previous", "activated_by"
-        )[:30],
-        "runs": EvaluationRun.objects.filter(prompt_version=version).select_related("baseline")[
-            :10
-        ],
-    }
-    return render(request, "review/tuning/prompt_detail.html", context)
-
-
-@require_http_methods(["GET", "POST"])
-@role_required(*TUNERS)
-def prompt_new(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    """A new version from an old one: its text and model, edited."""
-    source = get_object_or_404(PromptVersion, pk=pk)
-    initial = {
-        "name": f"{source.name} (edited)"[:200],
-        "model": request.GET.get("model", source.model)[:200],
-        "system_prompt": source.system_prompt,
-        "user_template": source.user_template,
-    }
-    form = PromptVersionForm(request.POST or None, initial=initial)
-    if request.method == "POST" and form.is_valid():
-        try:
-            version = services.prompt_version_create(
-                source=source, user=request.user, **form.cleaned_data
-            )
-        except services.TuningError as exc:
-            form.add_error(None, str(exc))
-        else:
-            messages.success(request, f"Version {version.version} saved. It is not active yet.")
-            return redirect("prompt_detail", pk=version.pk)
-    return render(request, "review/tuning/prompt_form.html", {"form": form, "source": source})
-
-
-@require_POST
-@role_required(*TUNERS)
-def prompt_activate(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    version = get_object_or_404(PromptVersion, pk=pk)
-    if services.prompt_version_activate(prompt_version=version, user=request.user) is None:
-        messages.info(request, f"Version {version.version} was already active.")
-    else:
-        messages.success(
-            request, f"Version {version.version} is now active: new annotations use it."
-        )
-    return redirect("prompt_detail", pk=version.pk)
-
-
 # --- corrections browser -----------------------------------------------------------
 
 
@@ -198,22 +111,24 @@ def corrections_browser(request: HtmxHttpRequest) -> HttpResponse:
         .distinct(),
     }
     if request.htmx:
-        return render(request, "review/tuning/corrections.html#results", context)
-    return render(request, "review/tuning/corrections.html", context)
+        return render(request, "tuning/corrections.html#results", context)
+    return render(request, "tuning/corrections.html", context)
 
 
 # --- offline evaluation --------------------------------------------------------------
 
 
 def _evaluation_list(request: HtmxHttpRequest, form: EvaluationForm) -> HttpResponse:
-    runs = EvaluationRun.objects.select_related(
-        "prompt_version", "baseline", "created_by"
-    ).annotate(done=Count("items", filter=Q(items__done_at__isnull=False)))[:30]
+    runs = EvaluationRun.objects.select_related("prompt_version", "baseline", "created_by")
+    version = request.GET.get("version", "")
+    if version.isdigit():  # from a prompt version's page: its runs only
+        runs = runs.filter(prompt_version_id=int(version))
+    runs = runs.annotate(done=Count("items", filter=Q(items__done_at__isnull=False)))[:30]
     active = PromptVersion.objects.filter(is_active=True).first()
     gold = services.gold_decisions().count()
     return render(
         request,
-        "review/tuning/evaluation_list.html",
+        "tuning/evaluation_list.html",
         {
             "form": form,
             "runs": runs,
@@ -254,8 +169,8 @@ def evaluation_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     )
     context = {"run": run, "report": services.evaluation_report(run)}
     if request.htmx:
-        return render(request, "review/tuning/evaluation_detail.html#results", context)
-    return render(request, "review/tuning/evaluation_detail.html", context)
+        return render(request, "tuning/evaluation_detail.html#results", context)
+    return render(request, "tuning/evaluation_detail.html", context)
 
 
 # --- calibration ------------------------------------------------------------------------
@@ -295,8 +210,8 @@ def calibration(request: HtmxHttpRequest) -> HttpResponse:
         "kept_rules": services.KEPT_RULES,
     }
     if request.htmx:
-        return render(request, "review/tuning/calibration.html#results", context)
-    return render(request, "review/tuning/calibration.html", context)
+        return render(request, "tuning/calibration.html#results", context)
+    return render(request, "tuning/calibration.html", context)
 
 
 @require_POST

@@ -1,0 +1,29 @@
+"""The one retry policy for tasks that call the AI provider (annotation and
+offline evaluation): a provider that is down (after the routing's own fast
+retries and fallback) is tried again later, three times, with growing delays;
+the last attempt records the failure instead of retrying."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import Task
+
+from annotator.providers.base import ProviderError
+
+log = logging.getLogger(__name__)
+PROVIDER_RETRY_DELAYS = (30, 120, 600)  # seconds before attempts 2, 3 and 4
+PROVIDER_MAX_RETRIES = len(PROVIDER_RETRY_DELAYS)
+
+
+def provider_final_attempt(task: Task) -> bool:
+    """True on the last attempt: the task records the failure instead of raising."""
+    return task.request.retries >= PROVIDER_MAX_RETRIES
+
+
+def provider_retry(task: Task, exc: ProviderError, *, subject: str) -> Exception:
+    """The Retry to raise after a provider failure (`raise provider_retry(...)`)."""
+    retries = task.request.retries
+    delay = PROVIDER_RETRY_DELAYS[min(retries, PROVIDER_MAX_RETRIES - 1)]
+    log.warning("%s: provider failed (%s); retry in %ss", subject, exc, delay)
+    return task.retry(countdown=delay, max_retries=PROVIDER_MAX_RETRIES)
