@@ -1,16 +1,10 @@
+"""Health check. The home page is catalog's (it shows the catalogue): accounts
+imports no other app."""
+
 from django.contrib.auth.decorators import login_not_required
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
 from django.views.decorators.http import require_GET
-
-from catalog.selectors import catalog_summary
-
-
-@require_GET
-def home(request: HttpRequest) -> HttpResponse:
-    """Landing page: what the user may do, and the catalogue at a glance."""
-    return render(request, "accounts/home.html", {"summary": catalog_summary()})
 
 
 @require_GET

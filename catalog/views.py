@@ -12,10 +12,17 @@ from catalog import tasks
 from catalog.forms import ImportUploadForm
 from catalog.importers import import_run_create
 from catalog.models import Category, ImportRun, Product, ProductImage
-from catalog.selectors import product_list_queryset
+from catalog.selectors import catalog_summary, product_list_queryset
 from config.http import HtmxHttpRequest
 
 PAGE_SIZE = 50
+
+
+@require_GET
+def home(request: HtmxHttpRequest) -> HttpResponse:
+    """Landing page: what the user may do, and the catalogue at a glance.
+    Any logged-in user, also one without a role (the page says so)."""
+    return render(request, "catalog/home.html", {"summary": catalog_summary()})
 
 
 @require_GET

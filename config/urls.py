@@ -4,9 +4,10 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from accounts import views as account_views
+from catalog import views as catalog_views
 
 urlpatterns = [
-    path("", account_views.home, name="home"),
+    path("", catalog_views.home, name="home"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("health/", account_views.health, name="health"),

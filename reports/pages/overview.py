@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
+from config.stats import wilson_interval
 from reports import selectors as s
 from reports.dates import DateRange
 from reports.pages.base import (
@@ -17,7 +18,7 @@ from reports.pages.base import (
     usd_for,
 )
 from reports.pages.quality import breakdown_by
-from reports.stats import per_day, share, wilson_interval
+from reports.stats import per_day, share
 from reports.tables import Column, Table
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from config.stats import wilson_interval
 from reports import selectors as s
 from reports.charts import Series, hbar_chart, line_chart
 from reports.dates import DateRange
 from reports.pages.base import Report, Section, bucket_label, figures_table
-from reports.stats import share, wilson_interval
+from reports.stats import share
 from reports.tables import Column, Table
 from review.services import FIELDS
 

@@ -9,15 +9,8 @@ from django.core.management import call_command
 from PIL import Image, ImageStat
 
 from accounts import roles
-from catalog.demo import (
-    COLORS,
-    KINDS,
-    SUPERUSER_LABEL,
-    DemoProduct,
-    demo_products,
-    demo_users_ensure,
-    draw_product_image,
-)
+from accounts.demo import SUPERUSER_LABEL, demo_users_ensure
+from catalog.demo import COLORS, KINDS, DemoProduct, demo_products, draw_product_image
 from catalog.models import Product, ProductImage
 
 DEMO_USERNAMES = ["tagger", "taxonomist", "manager", "admin"]

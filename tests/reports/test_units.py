@@ -13,7 +13,7 @@ from django.http import QueryDict
 
 from reports.charts import Series, axis, bar_chart, hbar_chart, line_chart, short_number
 from reports.dates import DateRange, number_from_params, range_from_params
-from reports.stats import backlog_projection, wilson_interval
+from reports.stats import backlog_projection
 from reports.tables import Column, Table, format_value, tables_csv
 from tests.reports.conftest import local
 
@@ -122,20 +122,6 @@ def test_manager_numbers_are_checked():
 
 
 # --- statistics -------------------------------------------------------------------------
-
-
-def test_wilson_interval_for_45_of_50():
-    low, high = wilson_interval(45, 50)
-
-    assert (round(low, 3), round(high, 3)) == (0.786, 0.957)  # 0.78639, 0.95652
-
-
-def test_wilson_interval_edges():
-    assert wilson_interval(0, 0) is None
-    low, high = wilson_interval(10, 10)
-    assert (round(low, 3), high) == (0.722, 1.0)
-    low, high = wilson_interval(8, 10)
-    assert (round(low, 3), round(high, 3)) == (0.490, 0.943)
 
 
 def test_backlog_projection_at_the_net_rate():

@@ -52,7 +52,6 @@ from tuning.services import (
     field_accuracy,
     reliability_bins,
     threshold_for_precision,
-    wilson_interval,
 )
 
 # Registered under its module's name, as Celery's autodiscovery finds it in a
@@ -493,25 +492,6 @@ def test_reliability_bins():
     ]
     assert bins[9].share == 23 / 26 and bins[1] == ReliabilityBin(0.1, 0.2, 0, 0)
     assert bins[1].share is None
-
-
-@pytest.mark.parametrize(
-    ("successes", "n", "expected"),
-    [
-        (45, 50, (0.786, 0.957)),
-        (19, 20, (0.764, 0.991)),
-        (0, 10, (0.0, 0.278)),
-        (10, 10, (0.722, 1.0)),
-    ],
-)
-def test_wilson_interval(successes, n, expected):
-    low, high = wilson_interval(successes, n)
-
-    assert (round(low, 3), round(high, 3)) == expected
-
-
-def test_wilson_interval_of_nothing():
-    assert wilson_interval(0, 0) is None
 
 
 def test_field_accuracy_counts_a_missing_answer_as_wrong():

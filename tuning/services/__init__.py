@@ -17,7 +17,6 @@ from tuning.services.common import (
     GOLD_ACTIONS,
     MAX_EVALUATION_SIZE,
     SCORE_INDEPENDENT_REASONS,
-    WILSON_Z,
     TuningError,
     percent,
 )
@@ -47,7 +46,6 @@ from tuning.services.maths import (
     precision_at,
     reliability_bins,
     threshold_for_precision,
-    wilson_interval,
 )
 
 __all__ = [
@@ -69,7 +67,6 @@ __all__ = [
     "SCORE_INDEPENDENT_REASONS",
     "ThresholdChoice",
     "TuningError",
-    "WILSON_Z",
     "calibration_compute",
     "calibration_points",
     "category_threshold_apply",
@@ -88,5 +85,4 @@ __all__ = [
     "primary_images",
     "reliability_bins",
     "threshold_for_precision",
-    "wilson_interval",
 ]

@@ -12,6 +12,7 @@ from annotator.pipeline import (
     global_review_threshold,
 )
 from catalog.models import Category, TaxonomyChange
+from config.stats import wilson_interval
 from review.models import Correction, Decision
 from tuning.services.common import (
     DEFAULT_TARGET_PRECISION,
@@ -28,7 +29,6 @@ from tuning.services.maths import (
     precision_at,
     reliability_bins,
     threshold_for_precision,
-    wilson_interval,
 )
 
 KEPT_RULES = {

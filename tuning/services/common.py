@@ -12,7 +12,6 @@ EVAL_FIELDS = ("category", *ATTRIBUTE_CODES)
 GOLD_ACTIONS = (Decision.Action.ACCEPT, Decision.Action.EDIT)
 MAX_EVALUATION_SIZE = 1000
 DEFAULT_TARGET_PRECISION = 0.95
-WILSON_Z = 1.96  # two-sided 95 %
 # Reasons that send an item to review whatever its score: a threshold does
 # not decide them, so calibration leaves them out.
 SCORE_INDEPENDENT_REASONS = (

@@ -7,7 +7,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from tuning.services.common import EVAL_FIELDS, WILSON_Z, percent
+from tuning.services.common import EVAL_FIELDS, percent
 
 
 @dataclass(frozen=True)
@@ -91,18 +91,6 @@ def precision_at(points: Sequence[tuple[float, bool]], threshold: float) -> tupl
     """(kept, accepted) among the items with score >= threshold."""
     above = [was_kept for score, was_kept in points if score >= threshold]
     return sum(map(bool, above)), len(above)
-
-
-def wilson_interval(successes: int, n: int, z: float = WILSON_Z) -> tuple[float, float] | None:
-    """The Wilson score interval of a proportion: honest near 0 and 1 and
-    for small samples, where the normal approximation is not."""
-    if n <= 0:
-        return None
-    p = successes / n
-    denominator = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denominator
-    margin = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    return max(0.0, centre - margin), min(1.0, centre + margin)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,8 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from catalog.demo import demo_products, demo_users_ensure, draw_product_image
+from accounts.demo import demo_users_ensure
+from catalog.demo import demo_products, draw_product_image
 from catalog.importers import import_file
 from catalog.models import ImportRun
 
