@@ -3,8 +3,10 @@ from django.db.models.signals import post_migrate
 
 
 def ensure_default_prompt(sender, using="default", **kwargs) -> None:
-    """Annotation needs an active prompt version. Migration 0002 seeds v1;
-    this re-seeds it only when no version exists at all (a flushed database)."""
+    """Annotation needs an active prompt version: the one place that seeds v1,
+    when no version exists at all. post_migrate runs after every `migrate`
+    (a fresh database) and after a flush (the transactional and browser tests
+    flush between tests), which a data migration would miss."""
     from annotator.models import PromptVersion
     from annotator.prompts import DEFAULT_SYSTEM_PROMPT, DEFAULT_USER_TEMPLATE
     from annotator.schema import strict_json_schema

@@ -164,6 +164,25 @@ class RoutingSetting(models.Model):
         return f"review threshold {self.review_threshold}"
 
 
+class RoutingSettingChange(models.Model):
+    """One change of the global review threshold: who, when, from what to what
+    (None: the environment's REVIEW_THRESHOLD applied). Written by
+    annotator.services.routing_threshold_set in the same transaction."""
+
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    changed_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    old_threshold = models.FloatField(null=True, blank=True)
+    new_threshold = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"review threshold {self.old_threshold} -> {self.new_threshold}"
+
+
 class PromptActivation(models.Model):
     """One activation of a prompt version: who switched from what to what, when."""
 

@@ -10,7 +10,7 @@ from django.db import transaction
 from django.db.models import Count, Max, Q, QuerySet, Sum
 from django.utils import timezone
 
-from annotator.models import Annotation, AnnotationBatch
+from annotator.models import Annotation, AnnotationBatch, RoutingSetting, RoutingSettingChange
 from catalog.models import Product
 
 # Human decisions are never overwritten by a machine, and a product already
@@ -141,3 +141,27 @@ def annotation_renormalise(*, product_ids: list[int]) -> tuple[int, int]:
             rerouted += 1
             accepted += annotation.route == Annotation.Route.AUTO_ACCEPTED
     return rerouted, accepted
+
+
+class RoutingSettingError(ValueError):
+    """The threshold is refused; the message says why."""
+
+
+@transaction.atomic
+def routing_threshold_set(*, user, threshold: float | None) -> RoutingSetting:
+    """Set the global review threshold (categories with their own keep theirs;
+    None: the environment's REVIEW_THRESHOLD applies again) and record the
+    change. The next annotation on any worker reads it; no restart."""
+    if threshold is not None and not 0 <= threshold <= 1:
+        raise RoutingSettingError("A threshold is between 0 and 1.")
+    setting = RoutingSetting.objects.select_for_update().first() or RoutingSetting()
+    old = setting.review_threshold
+    setting.review_threshold = None if threshold is None else round(threshold, 4)
+    who = user if user is not None and user.is_authenticated else None
+    setting.updated_by = who
+    setting.save()
+    if old != setting.review_threshold:
+        RoutingSettingChange.objects.create(
+            changed_by=who, old_threshold=old, new_threshold=setting.review_threshold
+        )
+    return setting

@@ -18,8 +18,10 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.roles import MANAGERS, TAXONOMY_ADMINS, role_required
-from annotator.models import PromptVersion
+from annotator.models import PromptVersion, RoutingSettingChange
+from annotator.services import routing_threshold_set
 from catalog.models import Category
+from catalog.taxonomy.services import TaxonomyChangeError, category_threshold_set
 from config.http import HtmxHttpRequest
 from review.models import Correction
 from tuning import services
@@ -208,6 +210,7 @@ def calibration(request: HtmxHttpRequest) -> HttpResponse:
         ),
         "query": urlencode({k: v for k, v in request.GET.items() if v}),
         "kept_rules": services.KEPT_RULES,
+        "threshold_history": RoutingSettingChange.objects.select_related("changed_by")[:10],
     }
     if request.htmx:
         return render(request, "tuning/calibration.html#results", context)
@@ -221,19 +224,21 @@ def calibration_apply(request: HtmxHttpRequest) -> HttpResponse:
     without its own)."""
     form = ThresholdApplyForm(request.POST)
     if form.is_valid() and form.cleaned_data["scope"] == "global":
-        value = services.global_threshold_apply(
-            threshold=form.cleaned_data["threshold"], user=request.user
-        )
-        messages.success(request, f"Global review threshold set to {value:g}.")
+        setting = routing_threshold_set(threshold=form.cleaned_data["threshold"], user=request.user)
+        messages.success(request, f"Global review threshold set to {setting.review_threshold:g}.")
     elif form.is_valid():
-        category = services.category_threshold_apply(
-            category=form.cleaned_data["category"],
-            threshold=form.cleaned_data["threshold"],
-            user=request.user,
-        )
-        messages.success(
-            request, f"{category.path}: review threshold set to {category.review_threshold:g}."
-        )
+        try:
+            category = category_threshold_set(
+                category=form.cleaned_data["category"],
+                threshold=form.cleaned_data["threshold"],
+                user=request.user,
+            )
+        except TaxonomyChangeError as exc:
+            messages.error(request, f"Nothing was changed. {exc}")
+        else:
+            messages.success(
+                request, f"{category.path}: review threshold set to {category.review_threshold:g}."
+            )
     else:
         errors = "; ".join(f"{name}: {' '.join(e)}" for name, e in form.errors.items())
         messages.error(request, f"Nothing was changed. {errors}")

@@ -1,24 +1,11 @@
-"""Seed prompt version 1 (active). Later versions are made by people."""
+"""Formerly seeded prompt version 1. The default prompt is now seeded in one
+place, annotator.apps.ensure_default_prompt (post_migrate), which runs after
+every `migrate` and after a test database flush; a data migration would not
+see the flush. Kept as an empty step so migration history stays valid."""
 
 from django.db import migrations
-
-from annotator.prompts import DEFAULT_SYSTEM_PROMPT, DEFAULT_USER_TEMPLATE
-from annotator.schema import strict_json_schema
-
-
-def seed(apps, schema_editor):
-    PromptVersion = apps.get_model("annotator", "PromptVersion")
-    if not PromptVersion.objects.exists():
-        PromptVersion.objects.create(
-            version=1,
-            name="Baseline: taxonomy in the system prompt, strict JSON schema",
-            system_prompt=DEFAULT_SYSTEM_PROMPT,
-            user_template=DEFAULT_USER_TEMPLATE,
-            json_schema=strict_json_schema(),
-            is_active=True,
-        )
 
 
 class Migration(migrations.Migration):
     dependencies = [("annotator", "0001_initial")]
-    operations = [migrations.RunPython(seed, migrations.RunPython.noop)]
+    operations = []

@@ -11,6 +11,7 @@ on plain values with known answers."""
 from __future__ import annotations
 
 import random
+import re
 from datetime import timedelta
 from decimal import Decimal
 
@@ -21,11 +22,18 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from annotator.models import Annotation, PromptActivation, PromptVersion, RoutingSetting
+from annotator.models import (
+    Annotation,
+    PromptActivation,
+    PromptVersion,
+    RoutingSetting,
+    RoutingSettingChange,
+)
 from annotator.pipeline import annotation_run, review_threshold
 from annotator.prompt_versions import prompt_version_activate, prompt_version_create
 from annotator.trial import annotation_try
 from catalog.models import Category, Product, ProductImage, TaxonomyChange
+from catalog.taxonomy.services import TaxonomyChangeError, category_threshold_set
 from catalog.taxonomy.vocabulary import vocabulary_current
 from review.models import Claim, Correction, Decision
 from review.services import FIELDS, decision_record, decision_undo, review_item_claim
@@ -684,6 +692,59 @@ def test_the_global_threshold_applies_from_the_next_annotation(
     setting = RoutingSetting.objects.get()
     assert (setting.review_threshold, setting.updated_by) == (0.93, manager)
     assert review_threshold(tshirts, vocabulary) == 0.93
+
+
+@pytest.mark.django_db
+def test_every_change_of_the_global_threshold_is_kept_and_shown_where_it_is_set(
+    client, manager, taxonomist, default_taxonomy
+):
+    client.force_login(manager)
+    client.post(reverse("calibration_apply"), {"threshold": "0.9", "scope": "global"})
+    client.force_login(taxonomist)
+    client.post(reverse("calibration_apply"), {"threshold": "0.93", "scope": "global"})
+    client.post(reverse("calibration_apply"), {"threshold": "0.93", "scope": "global"})  # same
+
+    history = [
+        (c.changed_by, c.old_threshold, c.new_threshold) for c in RoutingSettingChange.objects.all()
+    ]
+    assert history == [(taxonomist, 0.9, 0.93), (manager, None, 0.9)]
+    page = client.get(reverse("calibration")).content.decode()
+    table = page[page.index('id="threshold-history"') : page.index("</table>")]
+    cells = [re.findall(r"<td>([^<]*)</td>", row) for row in table.split("<tr>")[2:]]
+    # newest first; before the first change the environment's REVIEW_THRESHOLD applied
+    assert [row[1:] for row in cells] == [
+        [str(taxonomist), "0.9", "0.93"],
+        [str(manager), "REVIEW_THRESHOLD", "0.9"],
+    ]
+
+
+@pytest.mark.django_db
+def test_calibration_and_the_taxonomy_screen_set_a_threshold_through_one_audited_service(
+    client, taxonomist, default_taxonomy
+):
+    client.force_login(taxonomist)
+    tshirts = Category.objects.get(path=TSHIRTS)
+
+    client.post(
+        reverse("calibration_apply"),
+        {"category": tshirts.pk, "threshold": "0.912345", "scope": "category"},
+    )
+    client.post(
+        reverse("taxonomy_category_change", args=[tshirts.pk, "edit"]),
+        {"synonyms": ", ".join(tshirts.synonyms), "review_threshold": "0.8"},
+    )
+    direct = category_threshold_set(user=taxonomist, category=tshirts, threshold=0.5)
+
+    tshirts.refresh_from_db()
+    assert direct.review_threshold == tshirts.review_threshold == 0.5
+    changes = [(c.user, c.before, c.after) for c in TaxonomyChange.objects.order_by("id")]
+    assert changes == [
+        (taxonomist, {"review_threshold": None}, {"review_threshold": 0.9123}),
+        (taxonomist, {"review_threshold": 0.9123}, {"review_threshold": 0.8}),
+        (taxonomist, {"review_threshold": 0.8}, {"review_threshold": 0.5}),
+    ]
+    with pytest.raises(TaxonomyChangeError):
+        category_threshold_set(user=taxonomist, category=tshirts, threshold=1.5)
 
 
 # --- offline evaluation ----------------------------------------------------------------------

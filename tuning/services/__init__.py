@@ -8,8 +8,6 @@ from tuning.services.calibration import (
     Proportion,
     calibration_compute,
     calibration_points,
-    category_threshold_apply,
-    global_threshold_apply,
 )
 from tuning.services.common import (
     DEFAULT_TARGET_PRECISION,
@@ -69,7 +67,6 @@ __all__ = [
     "TuningError",
     "calibration_compute",
     "calibration_points",
-    "category_threshold_apply",
     "correction_pairs",
     "corrections_filtered",
     "evaluation_finish_if_done",
@@ -78,7 +75,6 @@ __all__ = [
     "evaluation_start",
     "field_accuracy",
     "flat_values",
-    "global_threshold_apply",
     "gold_decisions",
     "percent",
     "precision_at",

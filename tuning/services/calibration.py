@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db import transaction
 from django.db.models import Count, Exists, OuterRef, Q
 
-from annotator.models import Annotation, PromptVersion, RoutingSetting
+from annotator.models import Annotation, PromptVersion
 from annotator.pipeline import (
     global_review_threshold,
 )
-from catalog.models import Category, TaxonomyChange
+from catalog.models import Category
 from config.stats import wilson_interval
 from review.models import Correction, Decision
 from tuning.services.common import (
@@ -196,37 +195,3 @@ def calibration_compute(
         audit_above=Proportion(*precision_at(audited, choice.threshold)) if choice else None,
         global_threshold=global_review_threshold(),
     )
-
-
-@transaction.atomic
-def category_threshold_apply(*, category: Category, threshold: float, user) -> Category:
-    """Set a category's review threshold (it applies to its subtree unless a
-    deeper category has its own) and write the taxonomy audit row. save()
-    bumps updated_at, which tells every worker's vocabulary to reload."""
-    if not 0 <= threshold <= 1:
-        raise TuningError("A threshold is between 0 and 1.")
-    category = Category.objects.select_for_update().get(pk=category.pk)
-    before = category.review_threshold
-    category.review_threshold = round(threshold, 4)
-    category.save(update_fields=["review_threshold", "updated_at"])
-    TaxonomyChange.objects.create(
-        user=user,
-        action=TaxonomyChange.Action.CATEGORY_EDIT,
-        subject=category.path,
-        before={"review_threshold": before},
-        after={"review_threshold": category.review_threshold},
-    )
-    return category
-
-
-@transaction.atomic
-def global_threshold_apply(*, threshold: float, user) -> float:
-    """Set the global review threshold (categories with their own keep theirs).
-    The next annotation on any worker reads it; no restart."""
-    if not 0 <= threshold <= 1:
-        raise TuningError("A threshold is between 0 and 1.")
-    setting = RoutingSetting.objects.select_for_update().first() or RoutingSetting()
-    setting.review_threshold = round(threshold, 4)
-    setting.updated_by = user
-    setting.save()
-    return setting.review_threshold

@@ -22,6 +22,7 @@ from catalog.taxonomy.services.categories import (
     category_relations,
     category_rename,
     category_synonym_add,
+    category_threshold_set,
 )
 from catalog.taxonomy.services.history import TaxonomyChangeError
 from catalog.taxonomy.services.imports import (
@@ -56,6 +57,7 @@ __all__ = [
     "category_relations",
     "category_rename",
     "category_synonym_add",
+    "category_threshold_set",
     "taxonomy_file_parse",
     "taxonomy_import_apply",
     "taxonomy_import_preview",

@@ -12,6 +12,7 @@ review code.
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
@@ -51,9 +52,11 @@ def _check_sibling_name(*, name: str, parent_id: int | None, exclude_id: int | N
 
 
 def _check_threshold(value: float | None) -> float | None:
+    """The one rule for a category's review threshold: blank (the default
+    applies) or 0..1, kept to 4 decimals."""
     if value is not None and not 0.0 <= value <= 1.0:
         raise TaxonomyChangeError("The review threshold must be between 0 and 1, or blank.")
-    return value
+    return None if value is None else round(value, 4)
 
 
 def _paths_refresh() -> int:
@@ -213,6 +216,23 @@ def category_edit(
         "synonyms": [s for s in clean_synonyms(synonyms) if s != category.name.lower()],
         "review_threshold": _check_threshold(review_threshold),
     }
+    return _category_fields_set(user=user, category=category, wanted=wanted)
+
+
+@transaction.atomic
+def category_threshold_set(*, user: User, category: Category, threshold: float | None) -> Category:
+    """The one service that sets a category's review threshold (it applies to
+    its subtree unless a deeper category has its own; None: the default).
+    Calibration calls it; the taxonomy screen's edit form goes through the same
+    rule and write. Writes the audit row; save() bumps updated_at, which
+    tells every worker's vocabulary to reload."""
+    category = Category.objects.select_for_update().get(pk=category.pk)
+    wanted = {"review_threshold": _check_threshold(threshold)}
+    return _category_fields_set(user=user, category=category, wanted=wanted)
+
+
+def _category_fields_set(*, user: User, category: Category, wanted: dict[str, Any]) -> Category:
+    """Write the changed fields of a locked category and its audit row."""
     before, after = _changed(_category_state(category), wanted)
     if not after:
         return category
