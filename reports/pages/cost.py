@@ -8,7 +8,7 @@ from typing import Any
 
 from annotator.pricing import model_price
 from reports import selectors as s
-from reports.charts import Series, bar_chart, line_chart
+from reports.charts import Chart, Series, bar_chart, line_chart
 from reports.dates import DateRange
 from reports.pages.base import (
     MONTH_DAYS,
@@ -47,12 +47,41 @@ def cost(rng: DateRange, now: datetime, inputs: Inputs) -> Report:
         {"arm": arm, "model": model, **figures}
         for (arm, model), figures in sorted(s.sum_groups(groups, ("arm", "model")).items())
     ]
-    latency_day = s.latency_percentiles(rng, by="day")
     latency_arm = s.latency_percentiles(rng, by="arm")
     latency_all = s.latency_percentiles(rng, by=None).get(None, (None, None, None))
-    errors = s.error_counts(rng)
+    by_day, by_arm = _errors_by_day_and_arm(s.error_counts(rng))
 
-    price = inputs.baseline_price
+    cost_table = _cost_table(rng, daily, totals, inputs.baseline_price)
+    latency_table = _latency_table(
+        rng, daily, totals, s.latency_percentiles(rng, by="day"), latency_all, by_day
+    )
+    figures = _cost_figures(rng, now, inputs, totals, cost_table, latency_all)
+    return Report(
+        figures=figures,
+        sections=[
+            Section("Cost", [_cost_chart(rng, cost_table, inputs)], [cost_table, _arm_table(arms)]),
+            Section(
+                "Latency and errors",
+                _latency_charts(rng, latency_table, inputs),
+                [latency_table, _latency_arm_table(arms, latency_arm, by_arm)],
+            ),
+        ],
+        warnings=_unpriced_warnings(arms),
+    )
+
+
+def _errors_by_day_and_arm(errors) -> tuple[dict[Any, dict[str, int]], dict[str, dict[str, int]]]:
+    by_day: dict[Any, dict[str, int]] = {}
+    by_arm: dict[str, dict[str, int]] = {}
+    for day, arm, kind, n in errors:
+        by_day.setdefault(day, {}).setdefault(kind, 0)
+        by_day[day][kind] += n
+        by_arm.setdefault(arm, {}).setdefault(kind, 0)
+        by_arm[arm][kind] += n
+    return by_day, by_arm
+
+
+def _cost_table(rng: DateRange, daily, totals, price: Decimal | None) -> Table:
     zero = {k: 0 for k in s.ANNOTATION_FIGURES}
     days = []
     for day in rng.dates():
@@ -67,7 +96,7 @@ def cost(rng: DateRange, now: datetime, inputs: Inputs) -> Report:
                 "baseline": usd_for(price, row["calls"]),
             }
         )
-    cost_table = Table(
+    return Table(
         id="cost",
         title="Calls, tokens and cost per day",
         columns=[
@@ -101,7 +130,10 @@ def cost(rng: DateRange, now: datetime, inputs: Inputs) -> Report:
             "baseline": usd_for(price, totals["calls"]),
         },
     )
-    arm_table = Table(
+
+
+def _arm_table(arms: list[dict[str, Any]]) -> Table:
+    return Table(
         id="cost_arm",
         title="Cost per arm and model",
         columns=[
@@ -125,27 +157,24 @@ def cost(rng: DateRange, now: datetime, inputs: Inputs) -> Report:
             for a in arms
         ],
     )
-    by_day: dict[Any, dict[str, int]] = {}
-    by_arm: dict[str, dict[str, int]] = {}
-    for day, arm, kind, n in errors:
-        by_day.setdefault(day, {}).setdefault(kind, 0)
-        by_day[day][kind] += n
-        by_arm.setdefault(arm, {}).setdefault(kind, 0)
-        by_arm[arm][kind] += n
+
+
+def _latency_table(rng: DateRange, daily, totals, latency_day, latency_all, by_day) -> Table:
+    zero = {k: 0 for k in s.ANNOTATION_FIGURES}
     latency_rows = []
-    for d in days:
-        p = latency_day.get(d["day"], (None, None, None))
-        row = daily.get(d["day"], zero)
+    for day in rng.dates():
+        p = latency_day.get(day, (None, None, None))
+        row = daily.get(day, zero)
         latency_rows.append(
             {
-                "day": d["day"],
+                "day": day,
                 "p50": p[0],
                 "p95": p[1],
                 "p99": p[2],
-                **_error_row(by_day.get(d["day"], {}), row["parse_errors"], row["provider_errors"]),
+                **_error_row(by_day.get(day, {}), row["parse_errors"], row["provider_errors"]),
             }
         )
-    latency_table = Table(
+    return Table(
         id="latency",
         title="Latency and errors per day",
         columns=[
@@ -168,13 +197,16 @@ def cost(rng: DateRange, now: datetime, inputs: Inputs) -> Report:
             ),
         },
     )
+
+
+def _latency_arm_table(arms: list[dict[str, Any]], latency_arm, by_arm) -> Table:
     arm_names = sorted({a["arm"] for a in arms} | set(latency_arm) | set(by_arm))
-    arm_status = {}
+    arm_status: dict[str, list[int]] = {}
     for a in arms:
         status = arm_status.setdefault(a["arm"], [0, 0])
         status[0] += a["parse_errors"]
         status[1] += a["provider_errors"]
-    latency_arm_table = Table(
+    return Table(
         id="latency_arm",
         title="Latency and errors per arm",
         columns=[
@@ -194,6 +226,11 @@ def cost(rng: DateRange, now: datetime, inputs: Inputs) -> Report:
         ],
     )
 
+
+def _cost_figures(
+    rng: DateRange, now: datetime, inputs: Inputs, totals, cost_table: Table, latency_all
+) -> Table:
+    price = inputs.baseline_price
     elapsed = rng.elapsed_days(now)
     calls_month = None if not elapsed else totals["calls"] / elapsed * MONTH_DAYS
     cost_month = None if not elapsed else totals["cost"] / Decimal(str(elapsed)) * MONTH_DAYS
@@ -201,7 +238,7 @@ def cost(rng: DateRange, now: datetime, inputs: Inputs) -> Report:
     saving_month = (
         None if baseline_month is None or cost_month is None else baseline_month - cost_month
     )
-    figures = figures_table(
+    return figures_table(
         [
             ("calls", "Calls (images)", totals["calls"], "int"),
             ("cost", "Cost (USD)", totals["cost"], "usd"),
@@ -229,11 +266,20 @@ def cost(rng: DateRange, now: datetime, inputs: Inputs) -> Report:
             ("baseline_ms", "Baseline latency (ms)", inputs.baseline_ms, "ms"),
         ]
     )
+
+
+def _cost_chart(rng: DateRange, cost_table: Table, inputs: Inputs) -> Chart:
+    days = cost_table.rows
     labels = [bucket_label(d["day"], rng) for d in days]
     cost_series = [Series("AI cost", [float(d["cost"]) for d in days])]
-    if price is not None:
+    if inputs.baseline_price is not None:
         cost_series.append(Series("Baseline", [float(d["baseline"]) for d in days]))
-    cost_chart = bar_chart(title="Cost per day (USD)", labels=labels, series=cost_series, unit="$")
+    return bar_chart(title="Cost per day (USD)", labels=labels, series=cost_series, unit="$")
+
+
+def _latency_charts(rng: DateRange, latency_table: Table, inputs: Inputs) -> list[Chart]:
+    latency_rows = latency_table.rows
+    labels = [bucket_label(r["day"], rng) for r in latency_rows]
     latency_chart = line_chart(
         title="Latency per day (ms)",
         labels=labels,
@@ -254,6 +300,10 @@ def cost(rng: DateRange, now: datetime, inputs: Inputs) -> Report:
             Series("Parse errors", [r["parse_errors"] for r in latency_rows]),
         ],
     )
+    return [latency_chart, error_chart]
+
+
+def _unpriced_warnings(arms: list[dict[str, Any]]) -> list[str]:
     unpriced = sorted(
         {
             a["model"]
@@ -261,22 +311,10 @@ def cost(rng: DateRange, now: datetime, inputs: Inputs) -> Report:
             if a["input_tokens"] + a["output_tokens"] > 0 and model_price(a["model"]) is None
         }
     )
-    warnings = []
-    if unpriced:
-        warnings.append(
-            "No price is configured for "
-            + ", ".join(unpriced)
-            + ": their calls count as $0 here. Add them to ANNOTATOR_PRICES."
-        )
-    return Report(
-        figures=figures,
-        sections=[
-            Section("Cost", [cost_chart], [cost_table, arm_table]),
-            Section(
-                "Latency and errors",
-                [latency_chart, error_chart],
-                [latency_table, latency_arm_table],
-            ),
-        ],
-        warnings=warnings,
-    )
+    if not unpriced:
+        return []
+    return [
+        "No price is configured for "
+        + ", ".join(unpriced)
+        + ": their calls count as $0 here. Add them to ANNOTATOR_PRICES."
+    ]
