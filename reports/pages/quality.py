@@ -75,96 +75,12 @@ def quality(rng: DateRange, now: datetime) -> Report:
     totals = s.sum_figures(daily, ("annotated", "auto_accepted"))
     breakdown = s.decision_breakdown(rng)
     per_arm = breakdown_by(breakdown, "arm")
-
-    days = []
-    for day in rng.dates():
-        row = daily.get(day, {"annotated": 0, "auto_accepted": 0})
-        days.append(
-            {
-                "day": day,
-                "annotated": row["annotated"],
-                "auto_accepted": row["auto_accepted"],
-                "rate": share(row["auto_accepted"], row["annotated"]),
-            }
-        )
-    auto_table = Table(
-        id="auto_accept",
-        title="Auto-accept rate per day",
-        columns=[
-            Column("day", "Day", "date"),
-            Column("annotated", "Annotated"),
-            Column("auto_accepted", "Auto-accepted"),
-            Column("rate", "Auto-accept rate (%)", "pct"),
-        ],
-        rows=days,
-        total={
-            "day": "Total",
-            "annotated": totals["annotated"],
-            "auto_accepted": totals["auto_accepted"],
-            "rate": share(totals["auto_accepted"], totals["annotated"]),
-        },
-    )
-
-    def precision_row(name: str, audited: int, accepted: int) -> dict[str, Any]:
-        interval = wilson_interval(accepted, audited)
-        return {
-            "arm": name,
-            "audited": audited,
-            "accepted": accepted,
-            "precision": share(accepted, audited),
-            "low": interval[0] if interval else None,
-            "high": interval[1] if interval else None,
-        }
-
-    audited = sum(a["audited"] for a in per_arm.values())
-    accepted = sum(a["audit_ok"] for a in per_arm.values())
-    overall = precision_row("All arms", audited, accepted)
-    precision_table = Table(
-        id="precision",
-        title="Audited auto-accept precision",
-        columns=[
-            Column("arm", "Arm", "text"),
-            Column("audited", "Audited items decided"),
-            Column("accepted", "Accepted as is"),
-            Column("precision", "Precision (%)", "pct"),
-            Column("low", "95% interval low (%)", "pct"),
-            Column("high", "95% interval high (%)", "pct"),
-        ],
-        rows=[
-            precision_row(arm or "—", a["audited"], a["audit_ok"])
-            for arm, a in sorted(per_arm.items(), key=lambda item: item[0] or "")
-            if a["audited"]
-        ],
-        total=overall,
-    )
-
     counts = s.correction_counts(rng, by="field")
     reviewed_total = sum(a["reviewed"] for a in per_arm.values())
-    field_rows = [
-        {
-            "group": name,
-            "reviewed": reviewed_total,
-            "corrections": counts.get(name, 0),
-            "rate": share(counts.get(name, 0), reviewed_total),
-        }
-        for name in [*FIELDS, *sorted(set(counts) - set(FIELDS))]
-    ]
-    field_table = Table(
-        id="corrections_field",
-        title="Corrections per field",
-        columns=[
-            Column("group", "Field", "text"),
-            Column("reviewed", "Reviewed items"),
-            Column("corrections", "Corrections"),
-            Column("rate", "Correction rate (%)", "pct"),
-        ],
-        rows=field_rows,
-    )
-    by_prompt = breakdown_by(breakdown, "prompt_version_id")
-    prompt_counts = s.correction_counts(rng, by="prompt")
-    versions = s.prompt_versions([k for k in {*by_prompt, *prompt_counts} if k is not None])
-    by_category = s.reviewed_by_category(rng)
-    category_counts = s.correction_counts(rng, by="category")
+
+    auto_table = _auto_accept_table(rng, daily, totals)
+    precision_table = _precision_table(per_arm)
+    field_table = _field_table(counts, reviewed_total)
     arm_table = _correction_table(
         "arm", "Arm", "Corrections per arm", s.correction_counts(rng, by="arm"), per_arm, {}
     )
@@ -176,57 +92,20 @@ def quality(rng: DateRange, now: datetime) -> Report:
         breakdown_by(breakdown, "model"),
         {},
     )
-    prompt_table = _correction_table(
-        "prompt",
-        "Prompt version",
-        "Corrections per prompt version",
-        prompt_counts,
-        by_prompt,
-        {pk: f"v{version}" for pk, version in versions.items()},
-    )
-    category_table = _correction_table(
-        "category",
-        "Category (final)",
-        "Corrections per category",
-        category_counts,
-        by_category,
-        s.category_paths([k for k in {*by_category, *category_counts} if k is not None]),
-    )
-    category_table.collapsed = len(category_table.rows) > 15
-    corrections_total = sum(counts.values())
-    figures = figures_table(
-        [
-            (
-                "auto_accept_rate",
-                "Auto-accept rate",
-                share(totals["auto_accepted"], totals["annotated"]),
-                "pct",
-            ),
-            ("audited", "Audited items decided", audited, "int"),
-            ("precision", "Audited auto-accept precision", overall["precision"], "pct"),
-            ("precision_low", "Precision, 95% interval low", overall["low"], "pct"),
-            ("precision_high", "Precision, 95% interval high", overall["high"], "pct"),
-            ("reviewed", "Reviewed items (accept + edit)", reviewed_total, "int"),
-            ("corrections", "Corrections", corrections_total, "int"),
-            (
-                "correction_rate",
-                "Corrections per reviewed item",
-                share(corrections_total, reviewed_total),
-                "pct",
-            ),
-        ]
-    )
-    labels = [bucket_label(d["day"], rng) for d in days]
+    prompt_table = _prompt_table(rng, breakdown)
+    category_table = _category_table(rng)
+    figures = _quality_figures(totals, precision_table, reviewed_total, sum(counts.values()))
+    labels = [bucket_label(d["day"], rng) for d in auto_table.rows]
     rate_chart = line_chart(
         title="Auto-accept rate per day",
         labels=labels,
-        series=[Series("Auto-accept rate", [d["rate"] for d in days])],
+        series=[Series("Auto-accept rate", [d["rate"] for d in auto_table.rows])],
         unit="%",
     )
     field_chart = hbar_chart(
         title="Correction rate per field",
-        labels=[r["group"] for r in field_rows],
-        values=[r["rate"] for r in field_rows],
+        labels=[r["group"] for r in field_table.rows],
+        values=[r["rate"] for r in field_table.rows],
         unit="%",
     )
     arm_chart = hbar_chart(
@@ -246,4 +125,150 @@ def quality(rng: DateRange, now: datetime) -> Report:
                 chart_columns=2,
             ),
         ],
+    )
+
+
+def _auto_accept_table(rng: DateRange, daily, totals) -> Table:
+    days = []
+    for day in rng.dates():
+        row = daily.get(day, {"annotated": 0, "auto_accepted": 0})
+        days.append(
+            {
+                "day": day,
+                "annotated": row["annotated"],
+                "auto_accepted": row["auto_accepted"],
+                "rate": share(row["auto_accepted"], row["annotated"]),
+            }
+        )
+    return Table(
+        id="auto_accept",
+        title="Auto-accept rate per day",
+        columns=[
+            Column("day", "Day", "date"),
+            Column("annotated", "Annotated"),
+            Column("auto_accepted", "Auto-accepted"),
+            Column("rate", "Auto-accept rate (%)", "pct"),
+        ],
+        rows=days,
+        total={
+            "day": "Total",
+            "annotated": totals["annotated"],
+            "auto_accepted": totals["auto_accepted"],
+            "rate": share(totals["auto_accepted"], totals["annotated"]),
+        },
+    )
+
+
+def _precision_row(name: str, audited: int, accepted: int) -> dict[str, Any]:
+    interval = wilson_interval(accepted, audited)
+    return {
+        "arm": name,
+        "audited": audited,
+        "accepted": accepted,
+        "precision": share(accepted, audited),
+        "low": interval[0] if interval else None,
+        "high": interval[1] if interval else None,
+    }
+
+
+def _precision_table(per_arm: dict[Any, dict[str, int]]) -> Table:
+    """Audited precision per arm; the total row is all arms together."""
+    audited = sum(a["audited"] for a in per_arm.values())
+    accepted = sum(a["audit_ok"] for a in per_arm.values())
+    return Table(
+        id="precision",
+        title="Audited auto-accept precision",
+        columns=[
+            Column("arm", "Arm", "text"),
+            Column("audited", "Audited items decided"),
+            Column("accepted", "Accepted as is"),
+            Column("precision", "Precision (%)", "pct"),
+            Column("low", "95% interval low (%)", "pct"),
+            Column("high", "95% interval high (%)", "pct"),
+        ],
+        rows=[
+            _precision_row(arm or "—", a["audited"], a["audit_ok"])
+            for arm, a in sorted(per_arm.items(), key=lambda item: item[0] or "")
+            if a["audited"]
+        ],
+        total=_precision_row("All arms", audited, accepted),
+    )
+
+
+def _field_table(counts: dict[str, int], reviewed_total: int) -> Table:
+    return Table(
+        id="corrections_field",
+        title="Corrections per field",
+        columns=[
+            Column("group", "Field", "text"),
+            Column("reviewed", "Reviewed items"),
+            Column("corrections", "Corrections"),
+            Column("rate", "Correction rate (%)", "pct"),
+        ],
+        rows=[
+            {
+                "group": name,
+                "reviewed": reviewed_total,
+                "corrections": counts.get(name, 0),
+                "rate": share(counts.get(name, 0), reviewed_total),
+            }
+            for name in [*FIELDS, *sorted(set(counts) - set(FIELDS))]
+        ],
+    )
+
+
+def _prompt_table(rng: DateRange, breakdown: list[dict[str, Any]]) -> Table:
+    by_prompt = breakdown_by(breakdown, "prompt_version_id")
+    prompt_counts = s.correction_counts(rng, by="prompt")
+    versions = s.prompt_versions([k for k in {*by_prompt, *prompt_counts} if k is not None])
+    return _correction_table(
+        "prompt",
+        "Prompt version",
+        "Corrections per prompt version",
+        prompt_counts,
+        by_prompt,
+        {pk: f"v{version}" for pk, version in versions.items()},
+    )
+
+
+def _category_table(rng: DateRange) -> Table:
+    by_category = s.reviewed_by_category(rng)
+    category_counts = s.correction_counts(rng, by="category")
+    table = _correction_table(
+        "category",
+        "Category (final)",
+        "Corrections per category",
+        category_counts,
+        by_category,
+        s.category_paths([k for k in {*by_category, *category_counts} if k is not None]),
+    )
+    table.collapsed = len(table.rows) > 15
+    return table
+
+
+def _quality_figures(
+    totals, precision_table: Table, reviewed_total: int, corrections_total: int
+) -> Table:
+    overall = precision_table.total
+    return figures_table(
+        [
+            (
+                "auto_accept_rate",
+                "Auto-accept rate",
+                share(totals["auto_accepted"], totals["annotated"]),
+                "pct",
+            ),
+            ("audited", "Audited items decided", overall["audited"], "int"),
+            ("precision", "Audited auto-accept precision", overall["precision"], "pct"),
+            ("precision_low", "Precision, 95% interval low", overall["low"], "pct"),
+            ("precision_high", "Precision, 95% interval high", overall["high"], "pct"),
+            ("reviewed", "Reviewed items (accept + edit)", reviewed_total, "int"),
+            ("corrections", "Corrections", corrections_total, "int"),
+            (
+                "correction_rate",
+                "Corrections per reviewed item",
+                share(corrections_total, reviewed_total),
+                "pct",
+            ),
+        ]
     )
