@@ -15,28 +15,56 @@ from reports.tables import Column, Table
 
 def people(rng: DateRange, now: datetime, inputs: Inputs) -> Report:
     taggers = s.people(rng)
-    medians = s.median_seconds(rng, by_reviewer=True)
     totals = s.people_totals(rng)
     team_median = s.median_seconds(rng, by_reviewer=False).get(None)
-    daily = s.decision_buckets(rng, hourly=False)
+    target = float(inputs.target) if inputs.target else None
 
-    def figures_of(row: dict[str, Any], median: float | None) -> dict[str, Any]:
-        hours = to_hours(row["seconds"])
-        return {
-            "decided": row["decided"],
-            "accepted": row["accepted"],
-            "edited": row["edited"],
-            "rejected": row["rejected"],
-            "edited_share": share(row["edited"], row["reviewed"]),
-            "accepted_share": share(row["accepted"], row["reviewed"]),
-            "skipped": row["skipped"],
-            "undone": row["undone"],
-            "hours": hours,
-            "per_hour": share(row["decided"], hours),
-            "median_seconds": median,
-        }
+    medians = s.median_seconds(rng, by_reviewer=True)
+    per_tagger = _tagger_table(taggers, medians, totals, team_median)
+    team_daily = _team_table(rng, s.decision_buckets(rng, hourly=False), totals, target)
+    figures = _people_figures(rng, now, taggers, totals, team_median, target, team_daily)
+    labels = [bucket_label(d["day"], rng) for d in team_daily.rows]
+    team_chart = bar_chart(
+        title="Team items decided per day",
+        labels=labels,
+        series=[Series("Items decided", [d["decided"] for d in team_daily.rows])],
+        target=target,
+        target_label="Daily target",
+    )
+    speed_chart = hbar_chart(
+        title="Items per hour per tagger",
+        labels=[r["tagger"] for r in per_tagger.rows],
+        values=[r["per_hour"] for r in per_tagger.rows],
+        width=1100,
+    )
+    return Report(
+        figures=figures,
+        sections=[
+            Section("Team", [team_chart], [team_daily]),
+            Section("Taggers", [speed_chart], [per_tagger]),
+        ],
+    )
 
-    per_tagger = Table(
+
+def _figures_of(row: dict[str, Any], median: float | None) -> dict[str, Any]:
+    hours = to_hours(row["seconds"])
+    return {
+        "decided": row["decided"],
+        "accepted": row["accepted"],
+        "edited": row["edited"],
+        "rejected": row["rejected"],
+        "edited_share": share(row["edited"], row["reviewed"]),
+        "accepted_share": share(row["accepted"], row["reviewed"]),
+        "skipped": row["skipped"],
+        "undone": row["undone"],
+        "hours": hours,
+        "per_hour": share(row["decided"], hours),
+        "median_seconds": median,
+    }
+
+
+def _tagger_table(taggers, medians, totals, team_median: float | None) -> Table:
+    return Table(
         id="taggers",
         title="Per tagger",
         columns=[
@@ -56,13 +84,15 @@ def people(rng: DateRange, now: datetime, inputs: Inputs) -> Report:
         rows=[
             {
                 "tagger": row["reviewer__username"],
-                **figures_of(row, medians.get(row["reviewer_id"])),
+                **_figures_of(row, medians.get(row["reviewer_id"])),
             }
             for row in taggers
         ],
-        total={"tagger": "Team", **figures_of(totals, team_median)},
+        total={"tagger": "Team", **_figures_of(totals, team_median)},
     )
-    target = float(inputs.target) if inputs.target else None
+
+
+def _team_table(rng: DateRange, daily, totals, target: float | None) -> Table:
     days = []
     for day in rng.dates():
         items = daily.get(day, {}).get("decided", 0)
@@ -75,7 +105,7 @@ def people(rng: DateRange, now: datetime, inputs: Inputs) -> Report:
             }
         )
     total_target = target * rng.days if target else None
-    team_daily = Table(
+    return Table(
         id="team",
         title="Team per day",
         columns=[
@@ -92,10 +122,16 @@ def people(rng: DateRange, now: datetime, inputs: Inputs) -> Report:
             "of_target": share(totals["decided"], total_target),
         },
     )
+
+
+def _people_figures(
+    rng: DateRange, now: datetime, taggers, totals, team_median, target, team_daily: Table
+) -> Table:
     elapsed = rng.elapsed_days(now)
     team_hours = to_hours(totals["seconds"])
+    days = team_daily.rows
     met = sum(1 for d in days if target and d["decided"] >= target) if target else None
-    figures = figures_table(
+    return figures_table(
         [
             ("taggers", "Taggers with decisions", len([t for t in taggers if t["decided"]]), "int"),
             ("decided", "Items decided", totals["decided"], "int"),
@@ -106,25 +142,4 @@ def people(rng: DateRange, now: datetime, inputs: Inputs) -> Report:
             ("target", "Daily target (items)", target, "int"),
             ("days_met", f"Days at or above target (of {rng.days})", met, "int"),
         ]
-    )
-    labels = [bucket_label(d["day"], rng) for d in days]
-    team_chart = bar_chart(
-        title="Team items decided per day",
-        labels=labels,
-        series=[Series("Items decided", [d["decided"] for d in days])],
-        target=target,
-        target_label="Daily target",
-    )
-    speed_chart = hbar_chart(
-        title="Items per hour per tagger",
-        labels=[r["tagger"] for r in per_tagger.rows],
-        values=[r["per_hour"] for r in per_tagger.rows],
-        width=1100,
-    )
-    return Report(
-        figures=figures,
-        sections=[
-            Section("Team", [team_chart], [team_daily]),
-            Section("Taggers", [speed_chart], [per_tagger]),
-        ],
     )
