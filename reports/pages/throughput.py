@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from reports import selectors as s
-from reports.charts import Series, bar_chart, line_chart
+from reports.charts import Chart, Series, bar_chart, line_chart
 from reports.dates import DateRange
 from reports.pages.base import Report, Section, bucket_label, figures_table
 from reports.stats import backlog_projection, per_day
@@ -14,16 +14,25 @@ from reports.tables import Column, Table
 
 
 def throughput(rng: DateRange, now: datetime) -> Report:
-    hourly = rng.hourly
-    imported = s.imported_buckets(rng, hourly=hourly)
-    annotated = s.annotation_buckets(rng, hourly=hourly)
-    decided = s.decision_buckets(rng, hourly=hourly)
-    products = s.annotated_products(rng)
-    open_items, oldest = s.backlog()
+    annotated = s.annotation_buckets(rng, hourly=rng.hourly)
+    totals = s.sum_figures(annotated, ANNOTATION_OUTCOMES)
+    table = _throughput_table(rng, annotated, totals)
+    figures = _throughput_figures(rng, now, totals, table)
+    return Report(
+        figures=figures, sections=[Section("Flow", _throughput_charts(rng, table), [table])]
+    )
 
-    empty_a = {k: 0 for k in ("annotated", "auto_accepted", "sent_to_review", "failed")}
-    totals = s.sum_figures(annotated, tuple(empty_a))
-    empty_d = {"reviewed": 0, "rejected": 0, "decided": 0}
+
+ANNOTATION_OUTCOMES = ("annotated", "auto_accepted", "sent_to_review", "failed")
+DECISION_OUTCOMES = ("reviewed", "rejected", "decided")
+
+
+def _throughput_table(rng: DateRange, annotated, totals) -> Table:
+    """One row per hour or day: imported, what the AI did, what people decided."""
+    imported = s.imported_buckets(rng, hourly=rng.hourly)
+    decided = s.decision_buckets(rng, hourly=rng.hourly)
+    empty_a = dict.fromkeys(ANNOTATION_OUTCOMES, 0)
+    empty_d = dict.fromkeys(DECISION_OUTCOMES, 0)
     rows = []
     for bucket in rng.buckets():
         a, d = annotated.get(bucket, empty_a), decided.get(bucket, empty_d)
@@ -35,17 +44,16 @@ def throughput(rng: DateRange, now: datetime) -> Report:
                 **{k: d[k] for k in empty_d},
             }
         )
-    decided_total = sum(r["decided"] for r in rows)
     total = {
         "bucket": "Total",
         "imported": sum(imported.values()),
         **{k: totals[k] for k in empty_a},
         "reviewed": sum(r["reviewed"] for r in rows),
         "rejected": sum(r["rejected"] for r in rows),
-        "decided": decided_total,
+        "decided": sum(r["decided"] for r in rows),
     }
-    unit = "Hour" if hourly else "Day"
-    table = Table(
+    unit = "Hour" if rng.hourly else "Day"
+    return Table(
         id="throughput",
         title=f"Per {unit.lower()}",
         columns=[
@@ -61,11 +69,16 @@ def throughput(rng: DateRange, now: datetime) -> Report:
         rows=rows,
         total=total,
     )
+
+
+def _throughput_figures(rng: DateRange, now: datetime, totals, table: Table) -> Table:
+    products = s.annotated_products(rng)
+    open_items, oldest = s.backlog()
     elapsed = rng.elapsed_days(now)
     projection = backlog_projection(
         backlog=open_items,
         sent_to_review=totals["sent_to_review"],
-        decided=decided_total,
+        decided=table.total["decided"],
         elapsed_days=elapsed,
         now=now,
         tz=rng.tz,
@@ -78,7 +91,7 @@ def throughput(rng: DateRange, now: datetime) -> Report:
         clears_kind = "text"
     else:
         clears_in, clears_kind = projection.days_to_clear, "num1"
-    figures = figures_table(
+    return figures_table(
         [
             ("backlog", "Open backlog (items)", open_items, "int"),
             ("oldest_age_hours", "Oldest open item waiting (hours)", age_hours, "num1"),
@@ -102,9 +115,14 @@ def throughput(rng: DateRange, now: datetime) -> Report:
             ),
         ]
     )
+
+
+def _throughput_charts(rng: DateRange, table: Table) -> list[Chart]:
+    rows = table.rows
+    unit = "hour" if rng.hourly else "day"
     labels = [bucket_label(r["bucket"], rng) for r in rows]
     flow = line_chart(
-        title=f"Flow per {unit.lower()}",
+        title=f"Flow per {unit}",
         labels=labels,
         series=[
             Series("Imported", [r["imported"] for r in rows]),
@@ -114,7 +132,7 @@ def throughput(rng: DateRange, now: datetime) -> Report:
         ],
     )
     outcome = bar_chart(
-        title=f"Annotation outcome per {unit.lower()}",
+        title=f"Annotation outcome per {unit}",
         labels=labels,
         stacked=True,
         series=[
@@ -123,4 +141,4 @@ def throughput(rng: DateRange, now: datetime) -> Report:
             Series("Failed", [r["failed"] for r in rows]),
         ],
     )
-    return Report(figures=figures, sections=[Section("Flow", [flow, outcome], [table])])
+    return [flow, outcome]
