@@ -84,7 +84,28 @@ def overview(rng: DateRange, now: datetime, inputs: Inputs) -> Report:
             ("p95", "Latency p95 (ms)", p95, "ms"),
         ]
     )
-    compare = Table(
+    compare = _before_after_table(
+        inputs,
+        images_per_day=images_per_day,
+        reviewers=decisions["reviewers"],
+        calls_month=calls_month,
+        cost_month=cost_month,
+        p50=p50,
+    )
+    return Report(figures=figures, sections=[Section("Compared with before", [], [compare])])
+
+
+def _before_after_table(
+    inputs: Inputs,
+    *,
+    images_per_day: float | None,
+    reviewers: int,
+    calls_month: float | None,
+    cost_month: Decimal | None,
+    p50: float | None,
+) -> Table:
+    """The manager's figures from before Loupe beside this range's."""
+    return Table(
         id="before_after",
         title="Before and after",
         columns=[
@@ -102,13 +123,13 @@ def overview(rng: DateRange, now: datetime, inputs: Inputs) -> Report:
             {
                 "measure": "People tagging",
                 "before": inputs.before_team,
-                "now": decisions["reviewers"],
+                "now": reviewers,
                 "kind": "int",
             },
             {
                 "measure": "Images per person per day",
                 "before": share(inputs.before_per_day, inputs.before_team),
-                "now": share(images_per_day, decisions["reviewers"]),
+                "now": share(images_per_day, reviewers),
                 "kind": "int",
             },
             {
@@ -127,4 +148,3 @@ def overview(rng: DateRange, now: datetime, inputs: Inputs) -> Report:
         note="Before: the figures you enter above (the bill is your baseline price per 1,000 "
         "calls times this range's call volume). Now: this range's data.",
     )
-    return Report(figures=figures, sections=[Section("Compared with before", [], [compare])])
