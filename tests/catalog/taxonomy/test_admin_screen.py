@@ -9,11 +9,8 @@ import json
 import pytest
 from django.contrib.auth.models import Group
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.urls import URLResolver, include, path, reverse
+from django.urls import reverse
 
-import catalog.taxonomy.urls
-import catalog.urls
-import config.urls
 from accounts.roles import TAGGERS, TAXONOMY_ADMINS
 from annotator.models import Annotation
 from catalog.models import Attribute, AttributeValue, Category, Product, TaxonomyChange
@@ -23,23 +20,7 @@ from catalog.taxonomy.vocabulary import vocabulary_current
 from review.models import Correction, Decision
 from tests.factories import UserFactory
 
-
-def _urlpatterns() -> list:
-    """The site's URLs with the admin screen at /taxonomy/ instead of the old
-    read-only page (until config.urls includes catalog.taxonomy.urls itself)."""
-    patterns: list = []
-    for pattern in config.urls.urlpatterns:
-        if isinstance(pattern, URLResolver) and pattern.urlconf_name is catalog.urls:
-            patterns += [p for p in catalog.urls.urlpatterns if p.name != "taxonomy_tree"]
-        else:
-            patterns.append(pattern)
-    if not any(getattr(p, "urlconf_name", None) is catalog.taxonomy.urls for p in patterns):
-        patterns.insert(0, path("taxonomy/", include("catalog.taxonomy.urls")))
-    return patterns
-
-
-urlpatterns = _urlpatterns()
-pytestmark = [pytest.mark.django_db, pytest.mark.urls(__name__)]
+pytestmark = pytest.mark.django_db
 
 TAXONOMY = {
     "categories": [
@@ -770,74 +751,6 @@ def test_attribute_pages_show_swatches_and_edit_values(client, taxonomy, taxonom
         reverse("taxonomy_value", args=[red.pk]), HTTP_HX_REQUEST="true", HTTP_HX_TARGET="panel"
     ).content.decode()
     assert detail.lstrip().startswith('<section id="panel"') and "scarlet" in detail
-
-
-# --- unmapped values ------------------------------------------------------------------------------
-
-
-def annotate(product: Product, unmapped: dict, **fields) -> Annotation:
-    return Annotation.objects.create(
-        product=product,
-        status="ok",
-        provider="local",
-        route="needs_review",
-        unmapped=unmapped,
-        **fields,
-    )
-
-
-def test_unmapped_values_are_counted_with_examples_and_fixed_in_one_click(
-    client, taxonomy, taxonomist
-):
-    one = Product.objects.create(sku="U-1", status="needs_review")
-    two = Product.objects.create(sku="U-2", status="needs_review")
-    three = Product.objects.create(sku="U-3", status="auto_accepted")
-    annotate(one, {"color": "Navy-ish"})  # superseded by the next one
-    annotate(one, {"color": "teal", "category": "Gizmos"})
-    annotate(two, {"color": "Teal"})  # the newest spelling is shown
-    annotate(three, {"color": "Burgundy", "material": "cotton"})  # cotton maps now
-    client.force_login(taxonomist)
-
-    rows = client.get(reverse("taxonomy_unmapped")).context["rows"]
-    assert [
-        (
-            r["item"].field,
-            r["item"].raw,
-            r["item"].products,
-            r["item"].in_review,
-            r["item"].examples,
-        )
-        for r in rows
-    ] == [
-        ("color", "Teal", 2, 2, ["U-2", "U-1"]),
-        ("category", "Gizmos", 1, 1, ["U-1"]),
-        ("color", "Burgundy", 1, 0, ["U-3"]),
-    ]
-    listed = client.get(reverse("taxonomy_unmapped_products"), {"field": "color", "raw": "TEAL"})
-    assert [sku for _, sku, _ in listed.context["products"]] == ["U-2", "U-1"]
-
-    # one click each: a synonym of a category, a synonym of a value, a new value
-    fragment = client.post(
-        reverse("taxonomy_unmapped_resolve"),
-        {"field": "category", "raw": "Gizmos", "how": "synonym", "target": "Shoes > Boots"},
-        HTTP_HX_REQUEST="true",
-        HTTP_HX_TARGET="unmapped",
-    ).content.decode()
-    assert "&#x27;Gizmos&#x27; now means Shoes &gt; Boots. 1 product in review had it" in fragment
-    navy = AttributeValue.objects.get(name="Navy Blue")
-    client.post(
-        reverse("taxonomy_unmapped_resolve"),
-        {"field": "color", "raw": "Burgundy", "how": "synonym", "target": navy.pk},
-    )
-    client.post(
-        reverse("taxonomy_unmapped_resolve"), {"field": "color", "raw": "Teal", "how": "new_value"}
-    )
-
-    assert "gizmos" in cat("Shoes > Boots").synonyms
-    assert "burgundy" in AttributeValue.objects.get(name="Navy Blue").synonyms
-    assert AttributeValue.objects.filter(attribute__code="color", name="Teal").exists()
-    assert client.get(reverse("taxonomy_unmapped")).context["rows"] == []
-    assert vocabulary_current().match_value("color", "teal").name == "Teal"
 
 
 # --- who may -----------------------------------------------------------------------------------
