@@ -1,10 +1,11 @@
-# Loupe: `make run` serves the app with demo data; `make test` runs the tests.
+# Loupe: `make run` serves the app with demo data; `make test` runs the tests;
+# `make test-fast` leaves out the browser and worker tests (README: Development).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test test-fast lint bench clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +20,9 @@ run: install
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: install
+	$(BIN)/python -m pytest -m "not browser and not worker" $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

@@ -10,6 +10,9 @@ are counted (`unmapped`) and left out of that figure.
 
     .venv/bin/python bench/local_eval.py [--data DIR] [--errors 15]
 
+--data defaults to fashion-products/ in the shared data folder
+($LOUPE_SHARED_DATA, else ../shared/data from the repository root).
+
 Prints the figures as JSON and writes bench/results/local_eval.json: per data
 set the accuracies (category = top-level node; leaf = the exact node;
 leaf_or_finer also accepts a node under the labelled one, e.g. "Analog
@@ -28,7 +31,6 @@ import argparse
 import csv
 import io
 import json
-import os
 import statistics
 import sys
 import time
@@ -50,9 +52,10 @@ from annotator.providers.local import (  # noqa: E402
 )
 from annotator.schema import AnnotationOut  # noqa: E402
 from catalog.taxonomy.vocabulary import CategoryTerm, ValueTerm, Vocabulary  # noqa: E402
+from tests.environment import shared_data_folder  # noqa: E402
 
 TAXONOMY_FILE = ROOT / "catalog" / "data" / "default_taxonomy.json"
-DEFAULT_DATA = Path(os.environ.get("LOUPE_FASHION_DATA", "/work/shared/data/fashion-products"))
+DEFAULT_DATA = shared_data_folder(ROOT) / "fashion-products"
 RESULTS_FILE = ROOT / "bench" / "results" / "local_eval.json"
 
 # A lenient view of colour: the family a value belongs to. "Navy Blue" for a

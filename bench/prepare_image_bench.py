@@ -1,5 +1,6 @@
 """Image preparation before a provider call, on the real full-size photos in
-../shared/data/fashion-products/large (mostly 1800x2400 JPEGs).
+fashion-products/large of the shared data folder ($LOUPE_SHARED_DATA, else
+../shared/data from the repository root; mostly 1800x2400 JPEGs).
 
 Compares, in the same run and on the same files, the pipeline's
 `prepare_image` (JPEG draft mode: decode at reduced scale) with the naive way
@@ -22,9 +23,11 @@ from PIL import Image, ImageOps
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-PHOTOS = ROOT.parent / "shared" / "data" / "fashion-products" / "large"
 
 from annotator.imaging import prepare_image  # noqa: E402
+from tests.environment import shared_data_folder  # noqa: E402
+
+PHOTOS = shared_data_folder(ROOT) / "fashion-products" / "large"
 
 
 def naive(data: bytes, *, max_side: int) -> bytes:

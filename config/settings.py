@@ -3,41 +3,41 @@
 The embedded default (no variables set) is SQLite, a local media folder and a
 Celery worker on kombu's filesystem transport. Production sets DATABASE_URL,
 REDIS_URL, SECRET_KEY, ALLOWED_HOSTS and DEBUG=0; nothing else differs.
+
+Every variable is read and checked by config/env.py (a bad value stops
+startup with an error naming it); this module only turns them into settings.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+from typing import TypeVar
 
 import dj_database_url
-from django.core.exceptions import ImproperlyConfigured
+
+from config.env import environment_load
+
+T = TypeVar("T")
+
+
+def unless_set(value: T | None, default: T) -> T:
+    """The variable's value, or a default that depends on other variables."""
+    return default if value is None else value
+
+
+env = environment_load()  # lower case: not a Django setting
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(os.environ.get("LOUPE_VAR_DIR", BASE_DIR / "var"))
+VAR_DIR = unless_set(env.LOUPE_VAR_DIR, BASE_DIR / "var")
 
+DEBUG = env.DEBUG
 
-def env_bool(name: str, default: bool) -> bool:
-    value = os.environ.get(name)
-    if value is None or value == "":
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
-
-
-def env_list(name: str, default: str = "") -> list[str]:
-    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
-
-
-DEBUG = env_bool("DEBUG", False)
-
-SECRET_KEY = os.environ.get("SECRET_KEY", "")
-if not SECRET_KEY:
-    if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
+SECRET_KEY = env.SECRET_KEY.get_secret_value()
+if not SECRET_KEY:  # only with DEBUG on: config/env.py refuses it otherwise
     SECRET_KEY = "insecure-dev-only-key-never-used-in-production"  # noqa: S105
 
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost" if DEBUG else "")
-CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+ALLOWED_HOSTS = unless_set(env.ALLOWED_HOSTS, ["127.0.0.1", "localhost"] if DEBUG else [])
+CSRF_TRUSTED_ORIGINS = env.CSRF_TRUSTED_ORIGINS
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -92,8 +92,8 @@ TEMPLATES = [
 
 DATABASES = {
     "default": dj_database_url.parse(
-        os.environ.get("DATABASE_URL", f"sqlite:///{VAR_DIR / 'loupe.sqlite3'}"),
-        conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "60")),
+        unless_set(env.DATABASE_URL, f"sqlite:///{VAR_DIR / 'loupe.sqlite3'}"),
+        conn_max_age=env.DB_CONN_MAX_AGE,
         conn_health_checks=True,
     )
 }
@@ -121,15 +121,15 @@ LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
 LANGUAGE_CODE = "en-gb"
-TIME_ZONE = os.environ.get("TIME_ZONE", "UTC")
+TIME_ZONE = env.TIME_ZONE
 USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", VAR_DIR / "staticfiles"))
+STATIC_ROOT = unless_set(env.STATIC_ROOT, VAR_DIR / "staticfiles")
 MEDIA_URL = "media/"
-MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
+MEDIA_ROOT = unless_set(env.MEDIA_ROOT, VAR_DIR / "media")
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -145,13 +145,19 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 
 # Security headers; `manage.py check --deploy` is clean with DEBUG off.
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
-SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
-CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
-SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "0" if DEBUG else "31536000"))
+# The proxy in front says "https" in this header; empty trusts no header (a
+# client could otherwise claim HTTPS on a plain-HTTP deployment).
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_" + env.SECURE_PROXY_SSL_HEADER.upper().replace("-", "_"), "https")
+    if env.SECURE_PROXY_SSL_HEADER
+    else None
+)
+SECURE_SSL_REDIRECT = unless_set(env.SECURE_SSL_REDIRECT, not DEBUG)
+SESSION_COOKIE_SECURE = unless_set(env.SESSION_COOKIE_SECURE, not DEBUG)
+CSRF_COOKIE_SECURE = unless_set(env.CSRF_COOKIE_SECURE, not DEBUG)
+SECURE_HSTS_SECONDS = unless_set(env.SECURE_HSTS_SECONDS, 0 if DEBUG else 31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
-SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", not DEBUG)
+SECURE_HSTS_PRELOAD = unless_set(env.SECURE_HSTS_PRELOAD, not DEBUG)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 
@@ -160,14 +166,14 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": env.LOG_LEVEL},
 }
 
 # --- Celery -----------------------------------------------------------------
 # REDIS_URL selects Redis as broker and result store. Without it a real worker
 # still runs, over kombu's filesystem transport (no server needed).
-REDIS_URL = os.environ.get("REDIS_URL", "")
-CELERY_QUEUE_DIR = Path(os.environ.get("CELERY_QUEUE_DIR", VAR_DIR / "celery"))
+REDIS_URL = env.REDIS_URL
+CELERY_QUEUE_DIR = unless_set(env.CELERY_QUEUE_DIR, VAR_DIR / "celery")
 
 
 def filesystem_broker(folder: Path) -> dict:
@@ -197,8 +203,8 @@ else:
 CELERY_TASK_ACKS_LATE = True  # a killed worker's task is redelivered, not lost
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_TASK_SOFT_TIME_LIMIT = int(os.environ.get("CELERY_TASK_SOFT_TIME_LIMIT", "600"))
-CELERY_TASK_TIME_LIMIT = int(os.environ.get("CELERY_TASK_TIME_LIMIT", "660"))
+CELERY_TASK_SOFT_TIME_LIMIT = env.CELERY_TASK_SOFT_TIME_LIMIT
+CELERY_TASK_TIME_LIMIT = env.CELERY_TASK_TIME_LIMIT
 CELERY_TASK_IGNORE_RESULT = True  # results live in the database, not the backend
 CELERY_RESULT_EXPIRES = 3600
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
@@ -219,50 +225,48 @@ CACHES = {
 # --- Images -------------------------------------------------------------------
 # Hosts that may resolve to private/loopback addresses (local development and
 # tests only). Everything else must resolve to public addresses.
-IMAGE_FETCH_ALLOWED_HOSTS = env_list("IMAGE_FETCH_ALLOWED_HOSTS")
-IMAGE_FETCH_CONNECT_TIMEOUT = float(os.environ.get("IMAGE_FETCH_CONNECT_TIMEOUT", "5"))
-IMAGE_FETCH_READ_TIMEOUT = float(os.environ.get("IMAGE_FETCH_READ_TIMEOUT", "15"))
-IMAGE_FETCH_MAX_BYTES = int(os.environ.get("IMAGE_FETCH_MAX_BYTES", str(25 * 1024 * 1024)))
-IMAGE_FETCH_MAX_REDIRECTS = int(os.environ.get("IMAGE_FETCH_MAX_REDIRECTS", "5"))
+IMAGE_FETCH_ALLOWED_HOSTS = env.IMAGE_FETCH_ALLOWED_HOSTS
+IMAGE_FETCH_CONNECT_TIMEOUT = env.IMAGE_FETCH_CONNECT_TIMEOUT
+IMAGE_FETCH_READ_TIMEOUT = env.IMAGE_FETCH_READ_TIMEOUT
+IMAGE_FETCH_MAX_BYTES = env.IMAGE_FETCH_MAX_BYTES
+IMAGE_FETCH_MAX_REDIRECTS = env.IMAGE_FETCH_MAX_REDIRECTS
 # Decoded pixel budget: anything larger is refused as a decompression bomb.
-IMAGE_MAX_PIXELS = int(os.environ.get("IMAGE_MAX_PIXELS", str(60_000_000)))
+IMAGE_MAX_PIXELS = env.IMAGE_MAX_PIXELS
 # Longest side of the normalised copy kept in MEDIA storage.
-IMAGE_STORE_MAX_SIDE = int(os.environ.get("IMAGE_STORE_MAX_SIDE", "2048"))
+IMAGE_STORE_MAX_SIDE = env.IMAGE_STORE_MAX_SIDE
 # Folder that `image_path` values in browser uploads may read from. Unset means
 # browser uploads may only reference images by URL (the CLI is trusted and
 # reads paths relative to --images-dir).
-IMAGE_IMPORT_ROOT = os.environ.get("IMAGE_IMPORT_ROOT", "")
+IMAGE_IMPORT_ROOT = env.IMAGE_IMPORT_ROOT
 
 # --- Review -------------------------------------------------------------------
-REVIEW_THRESHOLD = float(os.environ.get("REVIEW_THRESHOLD", "0.85"))
-REVIEW_LEASE_SECONDS = int(os.environ.get("REVIEW_LEASE_SECONDS", "600"))
-REVIEW_UNDO_SECONDS = int(os.environ.get("REVIEW_UNDO_SECONDS", "600"))
+REVIEW_THRESHOLD = env.REVIEW_THRESHOLD
+REVIEW_LEASE_SECONDS = env.REVIEW_LEASE_SECONDS
+REVIEW_UNDO_SECONDS = env.REVIEW_UNDO_SECONDS
 # Hide the AI's suggestion on audit items until the reviewer reveals it, so
 # the audit measures the AI instead of anchoring the reviewer on it.
-REVIEW_AUDIT_BLIND = env_bool("REVIEW_AUDIT_BLIND", True)
+REVIEW_AUDIT_BLIND = env.REVIEW_AUDIT_BLIND
 
 # --- Annotation -----------------------------------------------------------------
 # Secrets come from the environment only; they are never stored, logged or shown.
-ANNOTATOR_API_KEY = os.environ.get("ANNOTATOR_API_KEY", "")
-ANNOTATOR_PROVIDER = os.environ.get(
-    "ANNOTATOR_PROVIDER", "openai" if ANNOTATOR_API_KEY else "local"
-)
-ANNOTATOR_BASE_URL = os.environ.get("ANNOTATOR_BASE_URL", "https://api.openai.com/v1")
-ANNOTATOR_MODEL = os.environ.get("ANNOTATOR_MODEL", "gpt-4o-mini")
-ANNOTATOR_TIMEOUT = float(os.environ.get("ANNOTATOR_TIMEOUT", "30"))
-ANNOTATOR_MAX_RETRIES = int(os.environ.get("ANNOTATOR_MAX_RETRIES", "3"))
-ANNOTATOR_CONCURRENCY = int(os.environ.get("ANNOTATOR_CONCURRENCY", "4"))
-ANNOTATOR_RPM = int(os.environ.get("ANNOTATOR_RPM", "0"))  # 0 = no limit
-ANNOTATOR_IMAGE_MAX_SIDE = int(os.environ.get("ANNOTATOR_IMAGE_MAX_SIDE", "1024"))
-ANNOTATOR_IMAGE_DETAIL = os.environ.get("ANNOTATOR_IMAGE_DETAIL", "auto")
+ANNOTATOR_API_KEY = env.ANNOTATOR_API_KEY.get_secret_value()
+ANNOTATOR_PROVIDER = unless_set(env.ANNOTATOR_PROVIDER, "openai" if ANNOTATOR_API_KEY else "local")
+ANNOTATOR_BASE_URL = env.ANNOTATOR_BASE_URL
+ANNOTATOR_MODEL = env.ANNOTATOR_MODEL
+ANNOTATOR_TIMEOUT = env.ANNOTATOR_TIMEOUT
+ANNOTATOR_MAX_RETRIES = env.ANNOTATOR_MAX_RETRIES
+ANNOTATOR_CONCURRENCY = env.ANNOTATOR_CONCURRENCY
+ANNOTATOR_RPM = env.ANNOTATOR_RPM  # 0 = no limit
+ANNOTATOR_IMAGE_MAX_SIDE = env.ANNOTATOR_IMAGE_MAX_SIDE
+ANNOTATOR_IMAGE_DETAIL = env.ANNOTATOR_IMAGE_DETAIL
 # Canary: a second provider/model for a share of products (by product id).
-ANNOTATOR_CANARY_PROVIDER = os.environ.get("ANNOTATOR_CANARY_PROVIDER", "")
-ANNOTATOR_CANARY_MODEL = os.environ.get("ANNOTATOR_CANARY_MODEL", "")
-ANNOTATOR_CANARY_PERCENT = float(os.environ.get("ANNOTATOR_CANARY_PERCENT", "0"))
+ANNOTATOR_CANARY_PROVIDER = env.ANNOTATOR_CANARY_PROVIDER
+ANNOTATOR_CANARY_MODEL = env.ANNOTATOR_CANARY_MODEL
+ANNOTATOR_CANARY_PERCENT = env.ANNOTATOR_CANARY_PERCENT
 # Fallback when the primary fails or its circuit is open ("" disables it).
-ANNOTATOR_FALLBACK_PROVIDER = os.environ.get("ANNOTATOR_FALLBACK_PROVIDER", "local")
-ANNOTATOR_CIRCUIT_FAILURES = int(os.environ.get("ANNOTATOR_CIRCUIT_FAILURES", "5"))
-ANNOTATOR_CIRCUIT_COOLDOWN = int(os.environ.get("ANNOTATOR_CIRCUIT_COOLDOWN", "60"))
+ANNOTATOR_FALLBACK_PROVIDER = env.ANNOTATOR_FALLBACK_PROVIDER
+ANNOTATOR_CIRCUIT_FAILURES = env.ANNOTATOR_CIRCUIT_FAILURES
+ANNOTATOR_CIRCUIT_COOLDOWN = env.ANNOTATOR_CIRCUIT_COOLDOWN
 # USD per 1M tokens (input, output). Override with ANNOTATOR_PRICES as JSON,
 # e.g. {"my-model": [0.2, 0.8]}; unknown models cost 0 and are flagged in reports.
 ANNOTATOR_PRICES = {
@@ -273,14 +277,9 @@ ANNOTATOR_PRICES = {
     "gemini-2.0-flash": (0.10, 0.40),
     "gemini-2.5-flash": (0.30, 2.50),
     "local": (0.0, 0.0),
-    **{
-        name: tuple(price)
-        for name, price in __import__("json")
-        .loads(os.environ.get("ANNOTATOR_PRICES", "{}"))
-        .items()
-    },
+    **env.ANNOTATOR_PRICES,
 }
-REVIEW_AUDIT_RATE = float(os.environ.get("REVIEW_AUDIT_RATE", "0.02"))
+REVIEW_AUDIT_RATE = env.REVIEW_AUDIT_RATE
 
 # Periodic jobs (run `celery -A config beat` once per deployment; `make run`
 # embeds it in the worker with -B).

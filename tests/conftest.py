@@ -1,13 +1,49 @@
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
 import pytest
 from celery.contrib.testing.worker import start_worker
 from django.contrib.auth.models import Group
 
 from accounts.roles import MANAGERS, TAGGERS, TAXONOMY_ADMINS
+from tests.environment import SHARED_DATA_VARIABLE, missing, shared_data_folder
 from tests.factories import UserFactory
 
 pytest_plugins = ["tests.fake_openai"]
+
+# Tests that start a process of their own (a real Celery worker, manage.py in a
+# subprocess) are marked `worker` by the fixtures they use, and tests under
+# tests/browser/ are marked `browser`: `make test-fast` leaves both out.
+WORKER_FIXTURES = frozenset({"celery_worker", "manage_py"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    browser_folder = config.rootpath / "tests" / "browser"
+    for item in items:
+        if WORKER_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.worker)
+        if item.path.is_relative_to(browser_folder):
+            item.add_marker(pytest.mark.browser)
+
+
+@pytest.fixture(scope="session")
+def shared_data(request: pytest.FixtureRequest) -> Path:
+    """The shared real data (photos with labels, Google's taxonomy), read where it lies.
+
+    $LOUPE_SHARED_DATA, else ../shared/data from the repository root. Missing, a
+    test that asks for it fails in CI and is skipped elsewhere."""
+    folder = shared_data_folder(request.config.rootpath)
+    if not folder.is_dir():
+        missing(
+            f"the shared data folder {folder} is missing: "
+            f"set {SHARED_DATA_VARIABLE} to the folder that holds fashion-products/"
+        )
+    return folder
 
 
 @pytest.fixture(autouse=True)
@@ -71,3 +107,34 @@ def celery_worker(transactional_db):
 
     with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30) as worker:
         yield worker
+
+
+@pytest.fixture
+def manage_py(request: pytest.FixtureRequest, tmp_path: Path) -> Callable:
+    """Run `manage.py ARGS` in a fresh process with the production settings module.
+
+    `env` entries override the current environment; a None value removes the
+    variable (the test settings put a SECRET_KEY in this process's environment)."""
+
+    def run(*args: str, env: dict[str, str | None]) -> subprocess.CompletedProcess[str]:
+        environ = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "LOUPE_VAR_DIR": str(tmp_path),
+        }
+        environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)  # set by the browser tests' process
+        for name, value in env.items():
+            if value is None:
+                environ.pop(name, None)
+            else:
+                environ[name] = value
+        return subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=request.config.rootpath,
+            env=environ,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    return run

@@ -4,20 +4,12 @@ from __future__ import annotations
 
 import pytest
 from django.urls import reverse
+from PIL import Image
 
 from catalog.importers import import_file
 from catalog.models import ImportRun, Product, ProductImage
 
 pytestmark = pytest.mark.django_db
-
-SHARED_PHOTO = sorted(
-    __import__("pathlib")
-    .Path(__file__)
-    .resolve()
-    .parents[2]
-    .joinpath("shared", "data", "fashion-products", "small")
-    .glob("*.jpg")
-)[0]
 
 ROLES = ["no_role_user", "tagger", "taxonomist", "manager", "superuser"]
 ALLOWED = {
@@ -34,8 +26,11 @@ ALLOWED = {
 
 @pytest.fixture
 def pages(tmp_path):
+    # any real JPEG will do: the pages, not the photo, are under test
+    photo = tmp_path / "red-shirt.jpg"
+    Image.new("RGB", (60, 80), (200, 30, 30)).save(photo, "JPEG")
     csv_path = tmp_path / "p.csv"
-    csv_path.write_text(f"sku,title,image_path\nP1,Red Shirt,{SHARED_PHOTO}\n", encoding="utf-8")
+    csv_path.write_text(f"sku,title,image_path\nP1,Red Shirt,{photo}\n", encoding="utf-8")
     run = import_file(path=csv_path)
     product = Product.objects.get(sku="P1")
     image = ProductImage.objects.get(product=product)

@@ -24,11 +24,11 @@ from annotator.providers.local import (
 )
 from annotator.schema import AnnotationOut
 from catalog.demo import BACKGROUND, COLORS, KINDS, DemoProduct, demo_products, draw_product_image
+from catalog.taxonomy.formats import DEFAULT_TAXONOMY_FILE
 
-TAXONOMY_FILE = Path(__file__).resolve().parents[2] / "catalog" / "data" / "default_taxonomy.json"
-FASHION_DATA = Path("/work/shared/data/fashion-products")
-
-VOCABULARY = vocabulary_from_spec_json(json.loads(TAXONOMY_FILE.read_text(encoding="utf-8")))
+VOCABULARY = vocabulary_from_spec_json(
+    json.loads(DEFAULT_TAXONOMY_FILE.read_text(encoding="utf-8"))
+)
 
 
 def _drawn(kind: str, color: str, pattern: str = "Solid") -> bytes:
@@ -397,19 +397,23 @@ REAL_PHOTOS = [
 ]
 
 
-def _labels() -> dict[str, dict[str, str]]:
-    with (FASHION_DATA / "labels.csv").open(newline="", encoding="utf-8") as stream:
+@pytest.fixture(scope="module")
+def fashion_products(shared_data: Path) -> Path:
+    return shared_data / "fashion-products"
+
+
+def _labels(folder: Path) -> dict[str, dict[str, str]]:
+    with (folder / "labels.csv").open(newline="", encoding="utf-8") as stream:
         return {row["file"]: row for row in csv.DictReader(stream)}
 
 
-@pytest.mark.skipif(
-    not (FASHION_DATA / "labels.csv").exists(), reason="shared fashion-products data not here"
-)
 @pytest.mark.parametrize(("file", "color", "category"), REAL_PHOTOS)
-def test_real_photo_gets_its_colour_from_title_and_from_pixels(file, color, category):
+def test_real_photo_gets_its_colour_from_title_and_from_pixels(
+    fashion_products, file, color, category
+):
     # given a real labelled photo and its real title
-    row = _labels()[file]
-    image = (FASHION_DATA / file).read_bytes()
+    row = _labels(fashion_products)[file]
+    image = (fashion_products / file).read_bytes()
     assert row["baseColour"] == color
 
     # when it is annotated with the title, and with the title's colours hidden

@@ -13,6 +13,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.environment import missing
+
 CHROMIUM = "/usr/bin/chromium"
 LAUNCH_ARGS = [
     "--no-sandbox",
@@ -32,10 +34,7 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 @pytest.fixture(scope="module")
 def browser() -> Iterator:
     if not os.path.exists(CHROMIUM):
-        message = f"{CHROMIUM} is missing: install Debian's chromium package to run browser tests"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        missing(f"{CHROMIUM} is missing: install Debian's chromium package to run browser tests")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

@@ -20,6 +20,7 @@ import config.urls
 from accounts.roles import TAXONOMY_ADMINS
 from catalog.models import Category, Product, TaxonomyChange
 from catalog.taxonomy.formats import parse_json, taxonomy_load
+from tests.environment import missing
 from tests.factories import UserFactory
 
 CHROMIUM = "/usr/bin/chromium"
@@ -73,10 +74,7 @@ TAXONOMY = {
 @pytest.fixture(scope="module")
 def taxonomy_browser() -> Iterator:
     if not os.path.exists(CHROMIUM):
-        message = f"{CHROMIUM} is missing: install Debian's chromium package to run browser tests"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        missing(f"{CHROMIUM} is missing: install Debian's chromium package to run browser tests")
     from playwright.sync_api import sync_playwright
 
     # Playwright's sync API runs an event loop in this thread; Django refuses

@@ -38,10 +38,25 @@ from catalog.images import (
 )
 from catalog.models import Product, ProductImage
 
-PHOTOS = Path("/work/shared/data/fashion-products")
-LARGE = sorted((PHOTOS / "large").glob("*.jpg"))[:3]
-SMALL = sorted((PHOTOS / "small").glob("*.jpg"))[:2]
 MB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Photos:
+    """The first real photos of the shared data set: full-size and 60x80."""
+
+    large: list[Path]
+    small: list[Path]
+
+
+@pytest.fixture(scope="module")
+def photos(shared_data: Path) -> Photos:
+    folder = shared_data / "fashion-products"
+    return Photos(
+        large=sorted((folder / "large").glob("*.jpg"))[:3],
+        small=sorted((folder / "small").glob("*.jpg"))[:2],
+    )
+
 
 # --- Synthetic images (generated, never committed) ----------------------------------------
 
@@ -220,27 +235,27 @@ def _serving(httpd: _Server) -> Iterator[None]:
         thread.join(timeout=5)
 
 
-TRUNCATED = LARGE[0].read_bytes()[: LARGE[0].stat().st_size // 2]
-
-
 @pytest.fixture(scope="module")
-def server() -> Iterator[Served]:
+def server(photos: Photos) -> Iterator[Served]:
     routes: dict[str, Route] = {}
     httpd = _Server(routes)
     port = httpd.server_port
-    routes.update({f"/large/{path.name}": _body(path.read_bytes()) for path in LARGE})
-    routes.update({f"/small/{path.name}": _body(path.read_bytes()) for path in SMALL})
+    routes.update({f"/large/{path.name}": _body(path.read_bytes()) for path in photos.large})
+    routes.update({f"/small/{path.name}": _body(path.read_bytes()) for path in photos.small})
+    truncated = photos.large[0].read_bytes()[: photos.large[0].stat().st_size // 2]
     routes.update(
         {
-            "/redirect/loopback": _redirect(f"http://127.0.0.1:{port}/small/{SMALL[0].name}"),
-            "/redirect/relative": _redirect(f"/small/{SMALL[0].name}", status=301),
+            "/redirect/loopback": _redirect(
+                f"http://127.0.0.1:{port}/small/{photos.small[0].name}"
+            ),
+            "/redirect/relative": _redirect(f"/small/{photos.small[0].name}", status=301),
             "/redirect/loop": _redirect("/redirect/loop"),
             "/oversize/declared": _body(b"\0" * (4 * MB)),
             "/oversize/chunked": _chunked(b"\0" * (4 * MB)),
-            "/chunked/photo": _chunked(SMALL[0].read_bytes(), piece=500),
+            "/chunked/photo": _chunked(photos.small[0].read_bytes(), piece=500),
             "/not-an-image": _body(b"<html><body>Not found</body></html>", "text/html"),
             "/drawing.svg": _body(SVG, "image/svg+xml"),
-            "/truncated.jpg": _body(TRUNCATED),
+            "/truncated.jpg": _body(truncated),
             "/bomb.png": _body(_png_bomb(20_000, 20_000), "image/png"),
             "/cmyk.jpg": _body(_cmyk_jpeg()),
             "/alpha.png": _body(_alpha_png(), "image/png"),
@@ -313,16 +328,23 @@ def _decoded(content: bytes) -> Image.Image:
 # --- fetch_url: happy paths -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("photo", LARGE + SMALL, ids=lambda path: f"{path.parent.name}/{path.name}")
-def test_fetch_url_returns_the_exact_bytes_of_a_real_photo(server: Served, photo: Path) -> None:
+@pytest.mark.parametrize(
+    ("size", "index"), [("large", 0), ("large", 1), ("large", 2), ("small", 0), ("small", 1)]
+)
+def test_fetch_url_returns_the_exact_bytes_of_a_real_photo(
+    photos: Photos, server: Served, size: str, index: int
+) -> None:
+    photo = getattr(photos, size)[index]
     data = fetch_url(server.url(f"/{photo.parent.name}/{photo.name}"))
 
     assert data == photo.read_bytes()
     assert hashlib.sha256(data).hexdigest() == hashlib.sha256(photo.read_bytes()).hexdigest()
 
 
-def test_fetch_url_sends_the_original_host_user_agent_and_accept(server: Served) -> None:
-    path = f"/small/{SMALL[1].name}"
+def test_fetch_url_sends_the_original_host_user_agent_and_accept(
+    photos: Photos, server: Served
+) -> None:
+    path = f"/small/{photos.small[1].name}"
 
     fetch_url(server.url(path))
 
@@ -333,40 +355,42 @@ def test_fetch_url_sends_the_original_host_user_agent_and_accept(server: Served)
 
 
 def test_fetch_url_connects_to_the_validated_address_without_a_second_lookup(
-    server: Served, settings: Any, fake_dns: FakeDNS
+    photos: Photos, server: Served, settings: Any, fake_dns: FakeDNS
 ) -> None:
     fake_dns.addresses["photos.example"] = ["127.0.0.1"]
     settings.IMAGE_FETCH_ALLOWED_HOSTS = ["Photos.Example"]
-    path = f"/small/{SMALL[0].name}"
+    path = f"/small/{photos.small[0].name}"
 
     data = fetch_url(f"http://PHOTOS.example:{server.port}{path}")
 
-    assert data == SMALL[0].read_bytes()
+    assert data == photos.small[0].read_bytes()
     assert fake_dns.lookups == ["photos.example"]
     headers = next(headers for seen, headers in reversed(server.requests) if seen == path)
     assert headers["Host"] == f"photos.example:{server.port}"
 
 
-def test_fetch_url_follows_a_relative_redirect(server: Served) -> None:
+def test_fetch_url_follows_a_relative_redirect(photos: Photos, server: Served) -> None:
     data = fetch_url(server.url("/redirect/relative"))
 
-    assert data == SMALL[0].read_bytes()
+    assert data == photos.small[0].read_bytes()
 
 
-def test_fetch_url_reads_a_chunked_body(server: Served) -> None:
+def test_fetch_url_reads_a_chunked_body(photos: Photos, server: Served) -> None:
     data = fetch_url(server.url("/chunked/photo"))
 
-    assert data == SMALL[0].read_bytes()
+    assert data == photos.small[0].read_bytes()
 
 
 # --- fetch_url: refusals ----------------------------------------------------------------------
 
 
-def test_fetch_url_refuses_loopback_when_the_host_is_not_allowed(server: Served) -> None:
+def test_fetch_url_refuses_loopback_when_the_host_is_not_allowed(
+    photos: Photos, server: Served
+) -> None:
     before = len(server.requests)
 
     with pytest.raises(ImageError) as refused:
-        fetch_url(server.url(f"/small/{SMALL[0].name}", host="127.0.0.1"))
+        fetch_url(server.url(f"/small/{photos.small[0].name}", host="127.0.0.1"))
 
     assert str(refused.value) == "refused: 127.0.0.1 is a loopback address"
     assert len(server.requests) == before
@@ -557,7 +581,7 @@ class TLSServed:
 
 
 @pytest.fixture(scope="module")
-def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TLSServed]:
+def tls_server(photos: Photos, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TLSServed]:
     if shutil.which("openssl") is None:
         pytest.skip("the openssl command is needed to make a test certificate")
     folder = tmp_path_factory.mktemp("tls")
@@ -572,7 +596,7 @@ def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TLSServed]:
         check=True,
         capture_output=True,
     )  # fmt: skip
-    httpd = _Server({f"/small/{SMALL[0].name}": _body(SMALL[0].read_bytes())})
+    httpd = _Server({f"/small/{photos.small[0].name}": _body(photos.small[0].read_bytes())})
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(certificate, key)
     # The handshake then happens in the request's thread, not in the accept loop, so a client
@@ -584,14 +608,15 @@ def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TLSServed]:
         yield TLSServed(httpd.server_port, certificate)
 
 
-def test_fetch_url_verifies_the_tls_certificate(tls_server: TLSServed) -> None:
+def test_fetch_url_verifies_the_tls_certificate(photos: Photos, tls_server: TLSServed) -> None:
     with pytest.raises(ImageError) as refused:
-        fetch_url(f"https://localhost:{tls_server.port}/small/{SMALL[0].name}")
+        fetch_url(f"https://localhost:{tls_server.port}/small/{photos.small[0].name}")
 
     assert str(refused.value).startswith("refused: the TLS certificate of localhost is not valid (")
 
 
 def test_fetch_url_over_tls_checks_the_certificate_against_the_host_name(
+    photos: Photos,
     tls_server: TLSServed,
     settings: Any,
     monkeypatch: pytest.MonkeyPatch,
@@ -605,13 +630,13 @@ def test_fetch_url_over_tls_checks_the_certificate_against_the_host_name(
     monkeypatch.setattr(images.ssl, "create_default_context", trusting_test_certificate)
     fake_dns.addresses["photos.example"] = ["127.0.0.1"]
     settings.IMAGE_FETCH_ALLOWED_HOSTS = ["localhost", "photos.example"]
-    path = f"/small/{SMALL[0].name}"
+    path = f"/small/{photos.small[0].name}"
 
     data = fetch_url(f"https://localhost:{tls_server.port}{path}")
     with pytest.raises(ImageError) as refused:
         fetch_url(f"https://photos.example:{tls_server.port}{path}")
 
-    assert data == SMALL[0].read_bytes()
+    assert data == photos.small[0].read_bytes()
     assert str(refused.value).startswith(
         "refused: the TLS certificate of photos.example is not valid (Hostname mismatch"
     )
@@ -620,8 +645,8 @@ def test_fetch_url_over_tls_checks_the_certificate_against_the_host_name(
 # --- read_path --------------------------------------------------------------------------------
 
 
-def test_read_path_returns_the_file_bytes() -> None:
-    assert read_path(SMALL[0]) == SMALL[0].read_bytes()
+def test_read_path_returns_the_file_bytes(photos: Photos) -> None:
+    assert read_path(photos.small[0]) == photos.small[0].read_bytes()
 
 
 def test_read_path_refuses_a_missing_file(tmp_path: Path) -> None:
@@ -638,11 +663,11 @@ def test_read_path_refuses_a_directory(tmp_path: Path) -> None:
     assert str(refused.value) == f"not a regular file: {tmp_path}"
 
 
-def test_read_path_refuses_a_file_over_the_byte_limit(settings: Any) -> None:
+def test_read_path_refuses_a_file_over_the_byte_limit(photos: Photos, settings: Any) -> None:
     settings.IMAGE_FETCH_MAX_BYTES = 1024
 
     with pytest.raises(ImageError) as refused:
-        read_path(LARGE[0])
+        read_path(photos.large[0])
 
     assert str(refused.value) == "image is larger than the 1 KB limit"
 
@@ -651,13 +676,13 @@ def test_read_path_refuses_a_file_over_the_byte_limit(settings: Any) -> None:
 
 
 @pytest.mark.parametrize(
-    ("photo", "stored_size"),
-    [(LARGE[0], (750, 1000)), (LARGE[1], (750, 1000)), (SMALL[0], (60, 80))],
-    ids=lambda value: value.name if isinstance(value, Path) else None,
+    ("size", "index", "stored_size"),
+    [("large", 0, (750, 1000)), ("large", 1, (750, 1000)), ("small", 0, (60, 80))],
 )
 def test_normalise_image_describes_a_real_photo_and_bounds_the_copy(
-    server: Served, photo: Path, stored_size: tuple[int, int]
+    photos: Photos, server: Served, size: str, index: int, stored_size: tuple[int, int]
 ) -> None:
+    photo = getattr(photos, size)[index]
     with Image.open(photo) as original:
         expected = (original.width, original.height, original.format)
 
@@ -700,14 +725,14 @@ def test_normalise_image_refuses_a_decompression_bomb(server: Served) -> None:
 
 
 def test_normalise_image_refuses_more_pixels_than_the_setting_allows(
-    server: Served, settings: Any
+    photos: Photos, server: Served, settings: Any
 ) -> None:
     settings.IMAGE_MAX_PIXELS = 1_000_000
-    with Image.open(LARGE[0]) as original:
+    with Image.open(photos.large[0]) as original:
         width, height = original.size
 
     with pytest.raises(ImageError) as refused:
-        normalise_image(fetch_url(server.url(f"/large/{LARGE[0].name}")))
+        normalise_image(fetch_url(server.url(f"/large/{photos.large[0].name}")))
 
     assert str(refused.value) == (
         f"refused: image is {width}x{height} pixels, over the 1 MP limit (decompression bomb?)"
@@ -782,8 +807,10 @@ def _image(sku: str, **source: str) -> ProductImage:
 
 
 @pytest.mark.django_db
-def test_product_image_fetch_stores_a_normalised_copy(server: Served, media_root: Path) -> None:
-    photo = LARGE[0]
+def test_product_image_fetch_stores_a_normalised_copy(
+    photos: Photos, server: Served, media_root: Path
+) -> None:
+    photo = photos.large[0]
     image = _image("SKU-1", source_url=server.url(f"/large/{photo.name}"))
     sha = hashlib.sha256(photo.read_bytes()).hexdigest()
     with Image.open(photo) as original:
@@ -804,8 +831,10 @@ def test_product_image_fetch_stores_a_normalised_copy(server: Served, media_root
 
 
 @pytest.mark.django_db
-def test_product_image_fetch_stores_the_same_photo_once(server: Served, media_root: Path) -> None:
-    photo = SMALL[0]
+def test_product_image_fetch_stores_the_same_photo_once(
+    photos: Photos, server: Served, media_root: Path
+) -> None:
+    photo = photos.small[0]
     by_url = _image("SKU-1", source_url=server.url(f"/small/{photo.name}"))
     by_path = _image("SKU-2", source_path=photo.name)
 
@@ -818,8 +847,10 @@ def test_product_image_fetch_stores_the_same_photo_once(server: Served, media_ro
 
 
 @pytest.mark.django_db
-def test_product_image_fetch_reads_a_path_relative_to_the_images_folder(media_root: Path) -> None:
-    photo = SMALL[1]
+def test_product_image_fetch_reads_a_path_relative_to_the_images_folder(
+    photos: Photos, media_root: Path
+) -> None:
+    photo = photos.small[1]
     image = _image("SKU-1", source_path=photo.name)
 
     product_image_fetch(image=image, images_dir=photo.parent)
@@ -830,16 +861,16 @@ def test_product_image_fetch_reads_a_path_relative_to_the_images_folder(media_ro
     assert (media_root / image.file.name).is_file()
 
 
-@pytest.mark.parametrize(
-    "source_path", [f"../large/{LARGE[0].name}", str(LARGE[0])], ids=["dot-dot", "absolute"]
-)
+@pytest.mark.parametrize("relative", [True, False], ids=["dot-dot", "absolute"])
 @pytest.mark.django_db
 def test_product_image_fetch_refuses_a_path_escaping_the_images_folder(
-    media_root: Path, source_path: str
+    photos: Photos, media_root: Path, relative: bool
 ) -> None:
+    outside = photos.large[0]
+    source_path = f"../large/{outside.name}" if relative else str(outside)
     image = _image("SKU-1", source_path=source_path)
 
-    product_image_fetch(image=image, images_dir=SMALL[0].parent)
+    product_image_fetch(image=image, images_dir=photos.small[0].parent)
 
     image.refresh_from_db()
     assert image.status == ProductImage.Status.FAILED

@@ -12,8 +12,12 @@ from django.core.management.base import CommandError
 from catalog.importers import import_file
 from catalog.models import ImportRun, Product, ProductImage
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "fashion-products"
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def fashion_products(shared_data: Path) -> Path:
+    return shared_data / "fashion-products"
 
 
 def write_csv(path: Path, rows: list[dict], header: list[str] | None = None) -> Path:
@@ -133,9 +137,11 @@ def test_file_without_sku_column_fails_as_a_whole(tmp_path):
     assert Product.objects.count() == 0
 
 
-def test_images_from_paths_are_stored_and_a_broken_one_keeps_its_product(tmp_path):
+def test_images_from_paths_are_stored_and_a_broken_one_keeps_its_product(
+    tmp_path, fashion_products
+):
     # given two real photos and one file that is not an image
-    photos = sorted((SHARED / "large").glob("*.jpg"))[:2]
+    photos = sorted((fashion_products / "large").glob("*.jpg"))[:2]
     (tmp_path / "broken.jpg").write_bytes(b"definitely not a jpeg")
     path = write_csv(
         tmp_path / "p.csv",
@@ -167,8 +173,10 @@ def test_images_from_paths_are_stored_and_a_broken_one_keeps_its_product(tmp_pat
     ]
 
 
-def test_reimport_with_same_images_does_not_fetch_again_but_a_changed_list_replaces(tmp_path):
-    photos = sorted((SHARED / "small").glob("*.jpg"))[:2]
+def test_reimport_with_same_images_does_not_fetch_again_but_a_changed_list_replaces(
+    tmp_path, fashion_products
+):
+    photos = sorted((fashion_products / "small").glob("*.jpg"))[:2]
     path = write_csv(tmp_path / "p.csv", [{"sku": "R", "image_path": str(photos[0])}])
     import_file(path=path)
     first = ProductImage.objects.get(product__sku="R")
@@ -208,9 +216,9 @@ def test_command_exit_codes(tmp_path):
     assert no_sku.value.returncode == 2
 
 
-def test_import_of_real_catalogue_titles(tmp_path):
+def test_import_of_real_catalogue_titles(tmp_path, fashion_products):
     """500 real product titles from the labelled data set import cleanly."""
-    with (SHARED / "styles.csv").open(encoding="utf-8") as stream:
+    with (fashion_products / "styles.csv").open(encoding="utf-8") as stream:
         rows = [
             {"sku": f"MYN-{r['id']}", "title": r["productDisplayName"]}
             for _, r in zip(range(500), csv.DictReader(stream), strict=False)

@@ -21,14 +21,12 @@ from catalog.taxonomy.formats import (
     taxonomy_spec_from_db,
 )
 
-GOOGLE_FILE = (
-    Path(__file__).resolve().parents[4]
-    / "shared"
-    / "data"
-    / "google-product-taxonomy"
-    / "taxonomy-with-ids.en-US.txt"
-)
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def google_file(shared_data: Path) -> Path:
+    return shared_data / "google-product-taxonomy" / "taxonomy-with-ids.en-US.txt"
 
 
 def snapshot() -> tuple:
@@ -74,9 +72,9 @@ def test_default_taxonomy_loads_with_200_plus_leaves_and_twice_changes_nothing()
     )
 
 
-def test_google_taxonomy_subtree_keeps_google_ids():
+def test_google_taxonomy_subtree_keeps_google_ids(google_file):
     call_command(
-        "load_taxonomy", str(GOOGLE_FILE), "--root", "Apparel & Accessories", stdout=io.StringIO()
+        "load_taxonomy", str(google_file), "--root", "Apparel & Accessories", stdout=io.StringIO()
     )
 
     root = Category.objects.get(path="Apparel & Accessories")
@@ -87,15 +85,15 @@ def test_google_taxonomy_subtree_keeps_google_ids():
     assert shirts.path == "Apparel & Accessories > Clothing > Shirts & Tops"
 
 
-def test_google_round_trip_is_line_for_line():
-    spec = parse_google(GOOGLE_FILE.read_text(encoding="utf-8"), root="Apparel & Accessories")
+def test_google_round_trip_is_line_for_line(google_file):
+    spec = parse_google(google_file.read_text(encoding="utf-8"), root="Apparel & Accessories")
     taxonomy_load(spec=spec)
 
     exported = export_google(taxonomy_spec_from_db())
 
     original = [
         line
-        for line in GOOGLE_FILE.read_text(encoding="utf-8").splitlines()
+        for line in google_file.read_text(encoding="utf-8").splitlines()
         if " - Apparel & Accessories" in line
     ]
     assert sorted(exported.splitlines()[1:]) == sorted(original)
