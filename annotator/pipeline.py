@@ -17,7 +17,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from annotator.imaging import prepare_image
+from annotator.imaging import image_bytes_for_model
 from annotator.models import Annotation, AnnotationBatch, PromptVersion, RoutingSetting
 from annotator.pricing import cost_usd
 from annotator.prompts import render_system_prompt, render_user_prompt
@@ -173,10 +173,8 @@ def annotation_request_build(
 ) -> AnnotationRequest:
     """The provider request for one product: prepared image, rendered prompt
     version and its schema; `model` overrides the version's and the default."""
-    with image.file.open("rb") as stream:
-        prepared = prepare_image(stream.read(), max_side=settings.ANNOTATOR_IMAGE_MAX_SIDE)
     return AnnotationRequest(
-        image_jpeg=prepared,
+        image_jpeg=image_bytes_for_model(image),
         title=product.title,
         system_prompt=render_system_prompt(prompt.system_prompt, vocabulary),
         user_prompt=render_user_prompt(prompt.user_template, title=product.title),

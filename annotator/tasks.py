@@ -8,6 +8,7 @@ from annotator.models import AnnotationBatch
 from annotator.pipeline import annotation_run
 from annotator.providers.base import ProviderError
 from annotator.retrying import PROVIDER_MAX_RETRIES, provider_final_attempt, provider_retry
+from catalog.intake import annotation_wait
 from catalog.models import Product
 
 
@@ -25,6 +26,8 @@ def annotate_product(self, product_id: int, batch_id: int | None = None) -> None
     product = Product.objects.filter(pk=product_id, status=Product.Status.ANNOTATING).first()
     if product is None:
         return
+    if annotation_wait(product_id=product_id, batch_id=batch_id):
+        return  # its image is still being fetched: the intake job queues this again
     batch = AnnotationBatch.objects.filter(pk=batch_id).first() if batch_id else None
     final = provider_final_attempt(self)
     try:

@@ -76,7 +76,11 @@ def batch_start(request: HtmxHttpRequest) -> HttpResponse:
 @role_required(*ANNOTATORS)
 def batch_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     batch = get_object_or_404(AnnotationBatch.objects.select_related("created_by"), pk=pk)
-    context = {"batch": batch, "progress": batch_progress(batch)}
+    context = {
+        "batch": batch,
+        "progress": batch_progress(batch),
+        "waiting_for_image": Product.objects.filter(annotation_batch_waiting=batch.pk).count(),
+    }
     if request.htmx:
         return render(request, "annotator/batch_detail.html#progress", context)
     return render(request, "annotator/batch_detail.html", context)

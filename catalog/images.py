@@ -27,6 +27,12 @@ from django.core.files.storage import default_storage
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from catalog.models import ProductImage
+from catalog.renditions import (
+    Renditions,
+    clean_jpeg_renditions,
+    model_side,
+    renditions_store,
+)
 
 try:
     from pillow_heif import register_heif_opener
@@ -515,6 +521,8 @@ _RESULT_FIELDS = (
     "format",
     "byte_size",
     "file",
+    "model_file",
+    "thumb_file",
     "updated_at",
 )
 
@@ -526,21 +534,38 @@ def product_image_fetch(*, image: ProductImage, images_dir: Path | None = None) 
     copy is stored at images/<sha[:2]>/<sha>.jpg, so the same photo is stored once. A refused
     image is marked FAILED with the reason; ImageError never reaches the caller.
     """
+    made: Renditions | None = None
     try:
-        result = normalise_image(_source_bytes(image, images_dir))
+        data = _source_bytes(image, images_dir)
+        clean = clean_jpeg_renditions(data, model_side=model_side())
+        if clean is None:
+            result = normalise_image(data)
+        else:  # stored as received (see clean_jpeg_renditions); renditions already made
+            result = NormalisedImage(
+                sha256=hashlib.sha256(data).hexdigest(),
+                width=clean.width,
+                height=clean.height,
+                format="JPEG",
+                byte_size=len(data),
+                content=data,
+            )
+            made = clean.renditions
     except ImageError as exc:
         image.status = ProductImage.Status.FAILED
         image.error = str(exc)[:500]
         image.sha256 = ""
         image.width = image.height = image.byte_size = None
         image.format = ""
-        image.file = ""
+        image.file = image.model_file = image.thumb_file = ""
         image.save(update_fields=_RESULT_FIELDS)
         return image
 
     name = f"images/{result.sha256[:2]}/{result.sha256}.jpg"
     if not default_storage.exists(name):
         name = default_storage.save(name, ContentFile(result.content))
+    image.model_file, image.thumb_file = renditions_store(
+        sha256=result.sha256, stored_jpeg=result.content, made=made
+    )
     image.status = ProductImage.Status.READY
     image.error = ""
     image.sha256 = result.sha256

@@ -25,6 +25,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from catalog.images import product_image_fetch
+from catalog.intake import image_intake_enqueue
 from catalog.models import ImportRun, Product, ProductImage
 
 CHUNK_SIZE = 1000
@@ -65,6 +66,7 @@ class ImportReport:
     rows_unchanged: int = 0
     images_ready: int = 0
     images_failed: int = 0
+    images_queued: int = 0
     errors: list[RowError] = field(default_factory=list)
     rows_failed: int = 0
 
@@ -280,11 +282,16 @@ def import_rows(
     images_root: Path | None = None,
     allow_paths: bool = True,
     progress: Callable[[int], None] | None = None,
+    run: ImportRun | None = None,
+    queue_images: bool = True,
 ) -> ImportReport:
     """Import parsed records; the core shared by the CLI and the worker.
 
     `path_base` resolves relative image paths (CLI); `images_root` confines
-    them to one folder (uploads); `allow_paths=False` refuses them."""
+    them to one folder (uploads); `allow_paths=False` refuses them. With
+    `queue_images` (the default) each image becomes an intake job for the
+    workers (catalog.intake) and the import returns at once; without, images
+    are fetched here one by one (demo, no worker needed)."""
     report = ImportReport()
 
     def valid_rows() -> Iterator[ProductRow]:
@@ -304,16 +311,19 @@ def import_rows(
         with transaction.atomic():
             products = _upsert_products(chunk, report)
             to_fetch = _sync_images(chunk, products, path_base)
+            _claim_images(to_fetch, run=run, allow_paths=allow_paths)
+            if queue_images:
+                queued = [i.pk for _, i in to_fetch if i.status == ProductImage.Status.PENDING]
+                report.images_queued += len(queued)
+                image_intake_enqueue(
+                    image_ids=queued, images_root=images_root, trusted_paths=path_base is not None
+                )
         # Images are fetched outside the chunk's transaction: slow networks
         # must not hold database locks, and a failed image keeps its product.
         for row, image in to_fetch:
-            if image.source_path and not allow_paths:
-                image.status = ProductImage.Status.FAILED
-                image.error = (
-                    "image_path is not allowed in browser uploads unless IMAGE_IMPORT_ROOT is set"
-                )
-                image.save(update_fields=["status", "error", "updated_at"])
-            else:
+            if queue_images and image.status == ProductImage.Status.PENDING:
+                continue
+            if image.status == ProductImage.Status.PENDING:
                 product_image_fetch(image=image, images_dir=images_root)
             if image.status == ProductImage.Status.READY:
                 report.images_ready += 1
@@ -325,6 +335,26 @@ def import_rows(
         if progress:
             progress(len(chunk))
     return report
+
+
+_PATHS_REFUSED = "image_path is not allowed in browser uploads unless IMAGE_IMPORT_ROOT is set"
+
+
+def _claim_images(
+    to_fetch: list[tuple[ProductRow, ProductImage]], *, run: ImportRun | None, allow_paths: bool
+) -> None:
+    """Link the images to fetch to this run (its live report) and refuse paths where
+    they are not allowed; both in one UPDATE each."""
+    for _, image in to_fetch:
+        image.import_run = run
+        if image.source_path and not allow_paths:
+            image.status, image.error = ProductImage.Status.FAILED, _PATHS_REFUSED
+        elif image.status == ProductImage.Status.FAILED:
+            image.status, image.error = ProductImage.Status.PENDING, ""  # try again
+    if to_fetch:
+        ProductImage.objects.bulk_update(
+            [image for _, image in to_fetch], ["import_run", "status", "error"]
+        )
 
 
 def _open_text(binary: IO[bytes]) -> IO[str]:
@@ -339,6 +369,7 @@ def import_run_execute(
     images_root: Path | None = None,
     allow_paths: bool = True,
     progress: Callable[[int], None] | None = None,
+    queue_images: bool = True,
 ) -> ImportRun:
     """Run an import and store its report on `run`. File-level problems (not
     UTF-8, no sku column) end the run as failed with a message; rows already
@@ -357,6 +388,8 @@ def import_run_execute(
             images_root=images_root,
             allow_paths=allow_paths,
             progress=progress,
+            run=run,
+            queue_images=queue_images,
         )
         run.status = ImportRun.Status.DONE
     except ImportFileError as exc:
@@ -389,6 +422,7 @@ def import_file(
     user: Any = None,
     source: str = "cli",
     progress: Callable[[int], None] | None = None,
+    queue_images: bool = True,
 ) -> ImportRun:
     """Import a file from disk (CLI, demo). Relative image paths resolve
     against `images_dir`, else the file's own folder."""
@@ -400,6 +434,7 @@ def import_file(
             stream=stream,
             path_base=Path(images_dir).resolve() if images_dir else path.resolve().parent,
             progress=progress,
+            queue_images=queue_images,
         )
 
 

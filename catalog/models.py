@@ -111,6 +111,10 @@ class Product(models.Model):
     tags = models.JSONField(default=list, blank=True)
     # Optimistic concurrency for reviewers and workers writing final metadata.
     version = models.PositiveIntegerField(default=1)
+    # Set while an annotation waits for this product's primary image to finish intake:
+    # the id of its annotator.AnnotationBatch (a plain id: catalog does not depend on
+    # annotator). The intake job that settles the image queues the annotation.
+    annotation_batch_waiting = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -146,6 +150,15 @@ class ProductImage(models.Model):
     byte_size = models.PositiveIntegerField(null=True, blank=True)
     # The normalised copy (RGB JPEG, oriented, bounded size) in MEDIA storage.
     file = models.FileField(upload_to="images/", max_length=300, blank=True)
+    # Renditions made once at intake: the model-ready JPEG (longest side <=
+    # ANNOTATOR_IMAGE_MAX_SIDE, what a provider is sent) and a ~256 px thumbnail
+    # for lists and grids. Empty on rows stored before renditions existed.
+    model_file = models.FileField(upload_to="images/", max_length=300, blank=True)
+    thumb_file = models.FileField(upload_to="images/", max_length=300, blank=True)
+    # The import that last queued this image, for its live pending/ready/failed report.
+    import_run = models.ForeignKey(
+        "ImportRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="images"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.db import transaction
-from django.http import FileResponse, Http404, HttpResponse
+from django.db.models.fields.files import FieldFile
+from django.http import FileResponse, Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.http import HttpResponseClientRefresh
@@ -11,6 +13,7 @@ from accounts.roles import ALL_ROLES, MANAGERS, TAXONOMY_ADMINS, role_required
 from catalog import tasks
 from catalog.forms import ImportUploadForm
 from catalog.importers import import_run_create
+from catalog.intake import import_run_failed_images, import_run_image_counts
 from catalog.models import Category, ImportRun, Product, ProductImage
 from catalog.selectors import catalog_summary, product_list_queryset
 from config.http import HtmxHttpRequest
@@ -74,17 +77,40 @@ def product_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     )
 
 
+def _stored_image_response(stored: FieldFile) -> HttpResponse:
+    """Stream stored bytes from the storage (filesystem or S3), or with
+    MEDIA_SIGNED_URLS redirect to a short-lived signed URL of the storage, so the
+    bytes do not pass through the app. Either way the page asking needs a login."""
+    if settings.MEDIA_SIGNED_URLS and settings.MEDIA_STORAGE == "s3":
+        response: HttpResponse = HttpResponseRedirect(stored.storage.url(stored.name))
+        response["Cache-Control"] = "private, no-store"  # the URL expires
+        return response
+    response = FileResponse(stored.storage.open(stored.name, "rb"), content_type="image/jpeg")
+    response["Cache-Control"] = "private, max-age=86400"
+    return response
+
+
 @require_GET
 @role_required(*ALL_ROLES)
-def image_file(request: HtmxHttpRequest, pk: int) -> FileResponse:
+def image_file(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """The normalised copy of an image. Served through a view so images need a
-    login like every page; production may put a CDN with signed URLs in front."""
+    login like every page."""
     image = get_object_or_404(ProductImage, pk=pk, status=ProductImage.Status.READY)
     if not image.file:
         raise Http404
-    response = FileResponse(image.file.open("rb"), content_type="image/jpeg")
-    response["Cache-Control"] = "private, max-age=86400"
-    return response
+    return _stored_image_response(image.file)
+
+
+@require_GET
+@role_required(*ALL_ROLES)
+def image_thumb(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """The ~256 px thumbnail made at intake, for lists and grids; rows stored before
+    thumbnails existed get the full copy (`manage.py make_renditions` fills them in)."""
+    image = get_object_or_404(ProductImage, pk=pk, status=ProductImage.Status.READY)
+    stored = image.thumb_file or image.file
+    if not stored:
+        raise Http404
+    return _stored_image_response(stored)
 
 
 @require_http_methods(["GET", "POST"])
@@ -106,11 +132,17 @@ def import_list(request: HtmxHttpRequest) -> HttpResponse:
 @require_GET
 @role_required(MANAGERS, TAXONOMY_ADMINS)
 def import_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """An import's report, live: rows as the import runs, then images pending /
+    ready / failed as the workers fetch them."""
     run = get_object_or_404(ImportRun.objects.select_related("created_by"), pk=pk)
+    images = import_run_image_counts(run)
+    settled = run.is_finished and not images["pending"]
+    context = {"run": run, "images": images, "settled": settled}
     if request.htmx and request.htmx.target == "import-report":
-        if run.is_finished:
+        if settled:
             # Reload once so the whole page shows the final report and errors;
-            # the finished page no longer polls.
+            # the settled page no longer polls.
             return HttpResponseClientRefresh()
-        return render(request, "catalog/import_detail.html#report", {"run": run})
-    return render(request, "catalog/import_detail.html", {"run": run})
+        return render(request, "catalog/import_detail.html#report", context)
+    context["failed_images"] = import_run_failed_images(run)
+    return render(request, "catalog/import_detail.html", context)

@@ -74,6 +74,14 @@ class Environment(BaseModel):
     TIME_ZONE: str = var("UTC", "an IANA time zone name such as UTC or Europe/Paris")
     STATIC_ROOT: Path | None = var(None, "a folder path")
     MEDIA_ROOT: Path | None = var(None, "a folder path")
+    MEDIA_STORAGE: Literal["filesystem", "s3"] = var("filesystem", "one of filesystem, s3")
+    MEDIA_S3_BUCKET: str = var("", "an S3 bucket name (needed when MEDIA_STORAGE=s3)")
+    MEDIA_S3_ENDPOINT_URL: str = var(
+        "", "an http:// or https:// URL of an S3-compatible server, or empty for AWS"
+    )
+    MEDIA_S3_REGION: str = var("", "an S3 region name such as eu-west-1, or empty")
+    MEDIA_SIGNED_URLS: bool = var(False, BOOLEAN)
+    MEDIA_URL_EXPIRE: int = var(300, "a whole number of seconds greater than 0", gt=0)
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = var(
         "INFO", "one of DEBUG, INFO, WARNING, ERROR, CRITICAL"
     )
@@ -94,6 +102,7 @@ class Environment(BaseModel):
     CELERY_QUEUE_DIR: Path | None = var(None, "a folder path")
     CELERY_TASK_SOFT_TIME_LIMIT: int = var(600, "a whole number of seconds greater than 0", gt=0)
     CELERY_TASK_TIME_LIMIT: int = var(660, "a whole number of seconds greater than 0", gt=0)
+    CELERY_IMAGE_QUEUE: str = var("images", "a queue name", min_length=1)
 
     # --- Images ------------------------------------------------------------------------------
     IMAGE_FETCH_ALLOWED_HOSTS: list[str] = var([], f"{COMMA_LIST} of host names")
@@ -105,8 +114,12 @@ class Environment(BaseModel):
     )
     IMAGE_FETCH_MAX_BYTES: int = var(25 * 1024 * 1024, _positive("whole number of bytes"), gt=0)
     IMAGE_FETCH_MAX_REDIRECTS: int = var(5, "a whole number (0 or more)", ge=0)
+    IMAGE_FETCH_PER_HOST: int = var(8, "a whole number (0 = no bound)", ge=0)
     IMAGE_MAX_PIXELS: int = var(60_000_000, _positive("whole number of pixels"), gt=0)
     IMAGE_STORE_MAX_SIDE: int = var(2048, _positive("whole number of pixels"), gt=0)
+    IMAGE_STORE_PASSTHROUGH_MAX_SIDE: int = var(
+        4096, "a whole number of pixels (0 = always normalise)", ge=0
+    )
     IMAGE_IMPORT_ROOT: str = var("", "a folder path, or empty")
 
     # --- Review ------------------------------------------------------------------------------
@@ -183,6 +196,13 @@ class Environment(BaseModel):
             raise ValueError(url)
         return url
 
+    @field_validator("MEDIA_S3_ENDPOINT_URL")
+    @classmethod
+    def _s3_endpoint_scheme(cls, url: str) -> str:
+        if url and not re.match(r"^https?://[^/]+", url):
+            raise ValueError(url)
+        return url
+
     @field_validator("SECURE_PROXY_SSL_HEADER")
     @classmethod
     def _header_name(cls, name: str) -> str:
@@ -200,6 +220,8 @@ class Environment(BaseModel):
                 "CELERY_TASK_SOFT_TIME_LIMIT: expected fewer seconds than CELERY_TASK_TIME_LIMIT "
                 f"({self.CELERY_TASK_TIME_LIMIT}), got {self.CELERY_TASK_SOFT_TIME_LIMIT}"
             )
+        if self.MEDIA_STORAGE == "s3" and not self.MEDIA_S3_BUCKET:
+            found.append("MEDIA_S3_BUCKET: must be set when MEDIA_STORAGE=s3 (an S3 bucket name)")
         return found
 
 

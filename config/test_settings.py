@@ -19,7 +19,8 @@ STORAGES = {
 
 # Tests publish to a queue of their own, so a development worker running on
 # the same broker never steals a test's task.
-CELERY_TASK_DEFAULT_QUEUE = f"loupe-test-{os.getpid()}"
+CELERY_IMAGE_QUEUE = f"loupe-test-{os.getpid()}-images"
+globals().update(celery_queues(f"loupe-test-{os.getpid()}", CELERY_IMAGE_QUEUE))  # noqa: F405
 if not REDIS_URL:  # noqa: F405
     globals().update(filesystem_broker(Path(tempfile.mkdtemp(prefix="loupe-celery-"))))  # noqa: F405
 WHITENOISE_USE_FINDERS = True

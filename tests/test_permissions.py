@@ -31,7 +31,7 @@ def pages(tmp_path):
     Image.new("RGB", (60, 80), (200, 30, 30)).save(photo, "JPEG")
     csv_path = tmp_path / "p.csv"
     csv_path.write_text(f"sku,title,image_path\nP1,Red Shirt,{photo}\n", encoding="utf-8")
-    run = import_file(path=csv_path)
+    run = import_file(path=csv_path, queue_images=False)
     product = Product.objects.get(sku="P1")
     image = ProductImage.objects.get(product=product)
     return {

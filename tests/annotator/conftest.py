@@ -46,7 +46,7 @@ def make_products(tmp_path):
             for product in demo_products(count=count):
                 (folder / f"{product.sku}.jpg").write_bytes(draw_product_image(product))
                 writer.writerow([product.sku, product.title, f"{product.sku}.jpg"])
-        run = import_file(path=path, images_dir=Path(folder))
+        run = import_file(path=path, images_dir=Path(folder), queue_images=False)
         assert (run.rows_failed, run.images_failed) == (0, 0)
         return list(Product.objects.order_by("sku"))
 

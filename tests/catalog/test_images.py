@@ -281,6 +281,8 @@ def image_settings(settings: Any) -> Any:
     settings.IMAGE_FETCH_MAX_REDIRECTS = 5
     settings.IMAGE_MAX_PIXELS = 60_000_000
     settings.IMAGE_STORE_MAX_SIDE = 1000
+    # These tests are about normalising; clean JPEGs stored as received are tested below.
+    settings.IMAGE_STORE_PASSTHROUGH_MAX_SIDE = 0
     return settings
 
 
@@ -825,9 +827,18 @@ def test_product_image_fetch_stores_a_normalised_copy(
     assert (image.sha256, image.width, image.height) == (sha, width, height)
     assert (image.format, image.byte_size) == ("JPEG", photo.stat().st_size)
     assert image.file.name == f"images/{sha[:2]}/{sha}.jpg"
-    assert _stored_files(media_root) == [media_root / "images" / sha[:2] / f"{sha}.jpg"]
+    assert (image.model_file.name, image.thumb_file.name) == (
+        f"images/{sha[:2]}/{sha}-m1024.jpg",
+        f"images/{sha[:2]}/{sha}-t256.jpg",
+    )
+    assert _stored_files(media_root) == sorted(
+        media_root / name
+        for name in (image.file.name, image.model_file.name, image.thumb_file.name)
+    )
     stored = _decoded((media_root / image.file.name).read_bytes())
     assert (stored.format, stored.mode, max(stored.size)) == ("JPEG", "RGB", 1000)
+    thumb = _decoded((media_root / image.thumb_file.name).read_bytes())
+    assert (thumb.format, thumb.mode, max(thumb.size)) == ("JPEG", "RGB", 256)
 
 
 @pytest.mark.django_db
@@ -843,7 +854,8 @@ def test_product_image_fetch_stores_the_same_photo_once(
 
     sha = hashlib.sha256(photo.read_bytes()).hexdigest()
     assert by_url.file.name == by_path.file.name == f"images/{sha[:2]}/{sha}.jpg"
-    assert _stored_files(media_root) == [media_root / by_url.file.name]
+    assert by_url.thumb_file.name == by_path.thumb_file.name
+    assert len(_stored_files(media_root)) == 3  # the copy and its two renditions, once
 
 
 @pytest.mark.django_db
@@ -916,3 +928,57 @@ def test_product_image_fetch_fails_an_image_without_a_source() -> None:
     image.refresh_from_db()
     assert image.status == ProductImage.Status.FAILED
     assert image.error == "the image has no source URL or path"
+
+
+# --- clean JPEGs stored as received ---------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_clean_jpeg_is_stored_as_received_with_its_renditions(
+    photos: Photos, server: Served, media_root: Path, settings: Any
+) -> None:
+    settings.IMAGE_STORE_PASSTHROUGH_MAX_SIDE = 4096
+    photo = photos.large[0]
+    image = _image("SKU-1", source_url=server.url(f"/large/{photo.name}"))
+
+    product_image_fetch(image=image)
+
+    image.refresh_from_db()
+    assert image.status == ProductImage.Status.READY
+    assert (media_root / image.file.name).read_bytes() == photo.read_bytes()
+    model = _decoded((media_root / image.model_file.name).read_bytes())
+    thumb = _decoded((media_root / image.thumb_file.name).read_bytes())
+    assert (max(model.size), max(thumb.size)) == (1024, 256)
+
+
+@pytest.mark.django_db
+def test_a_jpeg_with_exif_is_normalised_not_stored_as_received(
+    media_root: Path, settings: Any, tmp_path: Path
+) -> None:
+    settings.IMAGE_STORE_PASSTHROUGH_MAX_SIDE = 4096
+    (tmp_path / "rotated.jpg").write_bytes(_rotated_jpeg())
+    image = _image("SKU-1", source_path="rotated.jpg")
+
+    product_image_fetch(image=image, images_dir=tmp_path)
+
+    image.refresh_from_db()
+    stored = (media_root / image.file.name).read_bytes()
+    assert image.status == ProductImage.Status.READY
+    assert stored != (tmp_path / "rotated.jpg").read_bytes()
+    assert "exif" not in Image.open(io.BytesIO(stored)).info
+
+
+@pytest.mark.django_db
+def test_a_truncated_clean_jpeg_is_refused_with_the_reason(
+    photos: Photos, media_root: Path, settings: Any, tmp_path: Path
+) -> None:
+    settings.IMAGE_STORE_PASSTHROUGH_MAX_SIDE = 4096
+    data = photos.large[0].read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(data[: len(data) // 2])
+    image = _image("SKU-1", source_path="cut.jpg")
+
+    product_image_fetch(image=image, images_dir=tmp_path)
+
+    image.refresh_from_db()
+    assert (image.status, image.error) == ("failed", "image data is truncated or corrupt")
+    assert _stored_files(media_root) == []

@@ -151,8 +151,8 @@ def test_images_from_paths_are_stored_and_a_broken_one_keeps_its_product(
         ],
     )
 
-    # when
-    run = import_file(path=path)
+    # when (fetched inline: the queued path is tested in test_intake.py)
+    run = import_file(path=path, queue_images=False)
 
     # then both products exist; the good images are stored in order
     assert set(Product.objects.values_list("sku", flat=True)) == {"IMG-1", "IMG-2"}
@@ -178,14 +178,14 @@ def test_reimport_with_same_images_does_not_fetch_again_but_a_changed_list_repla
 ):
     photos = sorted((fashion_products / "small").glob("*.jpg"))[:2]
     path = write_csv(tmp_path / "p.csv", [{"sku": "R", "image_path": str(photos[0])}])
-    import_file(path=path)
+    import_file(path=path, queue_images=False)
     first = ProductImage.objects.get(product__sku="R")
 
-    again = import_file(path=path)
+    again = import_file(path=path, queue_images=False)
     assert (again.images_ready, ProductImage.objects.get().pk) == (0, first.pk)
 
     write_csv(path, [{"sku": "R", "image_path": str(photos[1])}])
-    changed = import_file(path=path)
+    changed = import_file(path=path, queue_images=False)
     image = ProductImage.objects.get(product__sku="R")
     assert (changed.images_ready, image.source_path, image.status) == (1, str(photos[1]), "ready")
 

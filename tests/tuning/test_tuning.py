@@ -427,7 +427,7 @@ def test_corrections_page_full_and_htmx(client, manager, corrected, v2):
         assert row in " ".join(html.split())
         assert "Black" not in html.split('id="correction-results"')[1]
     everything = client.get(reverse("corrections_browser")).content.decode()
-    assert f'src="{reverse("image_file", args=[image_of(p1)])}"' in everything
+    assert f'src="{reverse("image_thumb", args=[image_of(p1)])}"' in everything
     bad = client.get(reverse("corrections_browser") + "?date_from=yesterday").content.decode()
     assert "Enter a valid date" in bad and "<td>3</td>" in bad  # the bad filter is not applied
 

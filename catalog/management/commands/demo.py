@@ -72,7 +72,8 @@ class Command(BaseCommand):
                 writer.writerow(
                     [product.sku, product.title, product.description, product.brand, image_name]
                 )
-        run = import_file(path=csv_path, images_dir=folder, source="demo")
+        # Inline: the demo reads its own local files and needs no running worker.
+        run = import_file(path=csv_path, images_dir=folder, source="demo", queue_images=False)
         if run.status == ImportRun.Status.FAILED:
             raise CommandError(f"demo import failed: {run.message}")
         self.stdout.write(

@@ -1,17 +1,23 @@
-"""python manage.py import_products FILE [--images-dir DIR]
+"""python manage.py import_products FILE [--images-dir DIR] [--wait [--timeout S]]
 
-Exit codes: 0 every row (and image) imported, 1 some rows or images failed
-(the good ones are imported), 2 usage error (no file, unreadable format)."""
+Rows are imported at once; images are fetched by the workers (one intake job
+each). With --wait the command waits for every image to be ready or failed.
+
+Exit codes: 0 every row (and, with --wait, every image) imported, 1 some rows
+or images failed or the wait timed out (the good ones are imported), 2 usage
+error (no file, unreadable format)."""
 
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from catalog.importers import import_file
+from catalog.intake import import_run_failed_images, import_run_image_counts
 from catalog.models import ImportRun
 
 SHOWN_ERRORS = 50
@@ -33,8 +39,23 @@ class Command(BaseCommand):
             help="Folder that image_path values are relative to (default: the file's folder).",
         )
         parser.add_argument("--no-progress", action="store_true", help="Hide the progress bar.")
+        parser.add_argument(
+            "--wait", action="store_true", help="Wait until the workers have fetched every image."
+        )
+        parser.add_argument(
+            "--timeout", type=float, default=600, help="Give up waiting after N s (default 600)."
+        )
 
-    def handle(self, *args, file: Path, images_dir: Path | None, no_progress: bool, **options):
+    def handle(
+        self,
+        *args,
+        file: Path,
+        images_dir: Path | None,
+        no_progress: bool,
+        wait: bool,
+        timeout: float,
+        **options,
+    ):
         if not file.is_file():
             raise CommandError(f"no such file: {file}", returncode=2)
         if images_dir is not None and not images_dir.is_dir():
@@ -55,11 +76,42 @@ class Command(BaseCommand):
         hidden = len(run.errors) - SHOWN_ERRORS
         if hidden > 0:
             self.stderr.write(f"... and {hidden} more (see import #{run.pk} in the browser)")
+        counts = import_run_image_counts(run)
+        if wait and counts["pending"]:
+            counts = self._wait_for_images(run, timeout=timeout, no_progress=no_progress)
         self.stdout.write(
             f"Import #{run.pk}: {run.rows_total} rows: {run.rows_created} created, "
             f"{run.rows_updated} updated, {run.rows_unchanged} unchanged, "
-            f"{run.rows_failed} failed; images: {run.images_ready} stored, "
-            f"{run.images_failed} failed"
+            f"{run.rows_failed} failed; images: {counts['ready']} stored, "
+            f"{counts['failed']} failed, {counts['pending']} pending"
         )
-        if run.rows_failed or run.images_failed:
+        if counts["pending"] and not wait:
+            self.stdout.write(
+                f"The workers are fetching {counts['pending']} images; see import #{run.pk} "
+                "in the browser, or use --wait."
+            )
+        for image in import_run_failed_images(run, limit=SHOWN_ERRORS):
+            self.stderr.write(f"{image.product.sku}: image {image.source[:200]}: {image.error}")
+        if wait and counts["pending"]:
+            raise CommandError(
+                f"gave up waiting after {timeout:.0f} s with {counts['pending']} images pending; "
+                "is a worker running?",
+                returncode=1,
+            )
+        if run.rows_failed or counts["failed"]:
             raise CommandError("some rows or images were not imported", returncode=1)
+
+    def _wait_for_images(self, run: ImportRun, *, timeout: float, no_progress: bool) -> dict:
+        counts = import_run_image_counts(run)
+        total = sum(counts.values())
+        started = time.monotonic()
+        with tqdm(
+            total=total, unit="image", disable=no_progress, file=sys.stderr, mininterval=0.5
+        ) as bar:
+            while True:
+                counts = import_run_image_counts(run)
+                bar.update(total - counts["pending"] - bar.n)
+                bar.set_postfix(failed=counts["failed"])
+                if not counts["pending"] or time.monotonic() - started > timeout:
+                    return counts
+                time.sleep(0.2)
