@@ -55,6 +55,10 @@ class AnnotationBatch(models.Model):
     description = models.CharField(max_length=300)
     total = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Set when the provider refused the whole batch (bad key, unknown model):
+    # its unfinished products went back to `pending`.
+    error = models.TextField(blank=True)
+    stopped_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-id"]
@@ -131,6 +135,11 @@ class Annotation(models.Model):
     attempts = models.PositiveSmallIntegerField(default=1)
     errors = models.JSONField(default=list, blank=True)
     error = models.CharField(max_length=1000, blank=True)
+    # Dedupe: the earlier answer for the same photo (sha256), model and prompt
+    # version that this one reuses without a provider call (cost 0).
+    reused_from = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reuses"
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
@@ -204,3 +213,24 @@ class PromptActivation(models.Model):
 
     def __str__(self) -> str:
         return f"v{self.prompt_version_id} activated at {self.activated_at}"
+
+
+class AnnotationLease(models.Model):
+    """A product queued for annotation, and which worker holds it until when.
+
+    Created (unclaimed) when a batch queues the product; a worker's chunk
+    claims it (owner, expires_at) and renews it while it works; storing the
+    outcome deletes it. A lease past `expires_at` belongs to a dead worker:
+    the periodic re-queue hands the product, with its batch, to another."""
+
+    product = models.OneToOneField(
+        Product, primary_key=True, on_delete=models.CASCADE, related_name="annotation_lease"
+    )
+    batch = models.ForeignKey(
+        AnnotationBatch, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    owner = models.CharField(max_length=32, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    def __str__(self) -> str:
+        return f"lease of {self.product_id} by {self.owner or '-'} until {self.expires_at}"

@@ -10,19 +10,26 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from annotator.imaging import image_bytes_for_model
-from annotator.models import Annotation, AnnotationBatch, PromptVersion, RoutingSetting
+from annotator.models import (
+    Annotation,
+    AnnotationBatch,
+    AnnotationLease,
+    PromptVersion,
+    RoutingSetting,
+)
 from annotator.pricing import cost_usd
 from annotator.prompts import render_system_prompt, render_user_prompt
 from annotator.providers.base import AnnotationRequest, ProviderError
-from annotator.routing import annotate_routed
+from annotator.routing import Served, annotate_routed, arm_model
 from annotator.schema import ATTRIBUTE_CODES, AnnotationOut, strict_json_schema
 from catalog.models import Product, ProductImage
 from catalog.taxonomy.vocabulary import CategoryTerm, Vocabulary, vocabulary_current
@@ -122,12 +129,14 @@ def global_review_threshold() -> float:
     return settings.REVIEW_THRESHOLD if stored is None else stored
 
 
-def review_threshold(term: CategoryTerm | None, vocabulary: Vocabulary) -> float:
+def review_threshold(
+    term: CategoryTerm | None, vocabulary: Vocabulary, *, global_threshold: float | None = None
+) -> float:
     """The nearest per-category override up the tree, else the global one."""
     for node in [term, *vocabulary.ancestors(term)] if term else []:
         if node.review_threshold is not None:
             return node.review_threshold
-    return global_review_threshold()
+    return global_review_threshold() if global_threshold is None else global_threshold
 
 
 def route_decide(
@@ -158,6 +167,44 @@ def prompt_active() -> PromptVersion:
     return prompt
 
 
+@dataclass(frozen=True)
+class AnnotationContext:
+    """What every product of a batch shares: the active prompt, the taxonomy,
+    the rendered system prompt and the global threshold. Loaded once per
+    chunk and kept ANNOTATOR_CONTEXT_TTL seconds per process, so a worker does
+    not re-read them for every product."""
+
+    prompt: PromptVersion
+    vocabulary: Vocabulary
+    system_prompt: str
+    global_threshold: float
+    loaded_at: float
+
+
+_context: dict[str, AnnotationContext] = {}
+
+
+def annotation_context() -> AnnotationContext:
+    cached = _context.get("current")
+    if cached is not None and time.monotonic() - cached.loaded_at < settings.ANNOTATOR_CONTEXT_TTL:
+        return cached
+    prompt = prompt_active()
+    vocabulary = vocabulary_current()
+    context = AnnotationContext(
+        prompt=prompt,
+        vocabulary=vocabulary,
+        system_prompt=render_system_prompt(prompt.system_prompt, vocabulary),
+        global_threshold=global_review_threshold(),
+        loaded_at=time.monotonic(),
+    )
+    _context["current"] = context
+    return context
+
+
+def annotation_context_clear() -> None:
+    _context.clear()
+
+
 def primary_image(product: Product) -> ProductImage | None:
     """The product's first stored image, the one a provider is shown."""
     return product.images.filter(status=ProductImage.Status.READY).order_by("position").first()
@@ -170,19 +217,25 @@ def annotation_request_build(
     prompt: PromptVersion,
     vocabulary: Vocabulary,
     model: str = "",
+    system_prompt: str = "",
 ) -> AnnotationRequest:
     """The provider request for one product: prepared image, rendered prompt
-    version and its schema; `model` overrides the version's and the default."""
+    version and its schema; `model` overrides the version's and the default.
+    No database access: safe to run in a worker's call threads."""
     return AnnotationRequest(
         image_jpeg=image_bytes_for_model(image),
         title=product.title,
-        system_prompt=render_system_prompt(prompt.system_prompt, vocabulary),
+        system_prompt=system_prompt or render_system_prompt(prompt.system_prompt, vocabulary),
         user_prompt=render_user_prompt(prompt.user_template, title=product.title),
-        model=model or prompt.model or settings.ANNOTATOR_MODEL,
+        model=model or prompt_model(prompt),
         json_schema=prompt.json_schema or strict_json_schema(),
         vocabulary=vocabulary,
         image_detail=settings.ANNOTATOR_IMAGE_DETAIL,
     )
+
+
+def prompt_model(prompt: PromptVersion) -> str:
+    return prompt.model or settings.ANNOTATOR_MODEL
 
 
 def annotation_run(
@@ -194,95 +247,166 @@ def annotation_run(
 ) -> Annotation:
     """Annotate one product and route it. With `record_provider_error=False`
     a retryable provider failure is raised (the task retries later) instead
-    of being recorded as a review item."""
+    of being recorded as a failed product. Workers annotate many products at
+    once through annotator.chunks; this is the same steps for one."""
     rng = rng or random.Random()
     image = primary_image(product)
     if image is None:
-        return _store(
-            product=product,
-            batch=batch,
-            prompt=None,
-            fields={
-                "status": Annotation.Status.IMAGE_ERROR,
-                "provider": "",
-                "route": Annotation.Route.FAILED,
-                "error": "the product has no usable image",
-            },
-        )
-    prompt = prompt_active()
-    vocabulary = vocabulary_current()
+        return _store(product=product, batch=batch, prompt=None, fields=no_image_fields())
+    context = annotation_context()
+    model = arm_model(product.pk, prompt_model(context.prompt))
+    found = reusable_annotations(shas=[image.sha256], prompt=context.prompt, models=[model])
+    source = reuse_source(found, sha=image.sha256, model=model, product_id=product.pk)
+    if source is not None:
+        fields = {"image": image, **reuse_fields(source, context, rng)}
+        return _store(product=product, batch=batch, prompt=context.prompt, fields=fields)
     request = annotation_request_build(
-        product=product, image=image, prompt=prompt, vocabulary=vocabulary
+        product=product,
+        image=image,
+        prompt=context.prompt,
+        vocabulary=context.vocabulary,
+        system_prompt=context.system_prompt,
     )
-    base = {"image": image}
     try:
         served = annotate_routed(product_id=product.pk, request=request)
     except ProviderError as exc:
         if exc.retryable and not record_provider_error:
             raise
-        return _store(
-            product=product,
-            batch=batch,
-            prompt=prompt,
-            fields={
-                **base,
-                "status": Annotation.Status.PROVIDER_ERROR,
-                "provider": settings.ANNOTATOR_PROVIDER,
-                "model": request.model,
-                "route": Annotation.Route.NEEDS_REVIEW,
-                "review_reason": Annotation.Reason.PROVIDER_ERROR,
-                "attempts": exc.attempts,
-                "latency_ms": exc.latency_ms,
-                "error": str(exc)[:1000],
-            },
-        )
+        fields = provider_error_fields(exc, model=request.model)
+    else:
+        fields = served_fields(served, request, context, rng)
+    return _store(
+        product=product, batch=batch, prompt=context.prompt, fields={"image": image, **fields}
+    )
+
+
+def no_image_fields() -> dict:
+    return {
+        "status": Annotation.Status.IMAGE_ERROR,
+        "provider": "",
+        "route": Annotation.Route.FAILED,
+        "error": "the product has no usable image",
+    }
+
+
+def provider_error_fields(exc: ProviderError, *, model: str) -> dict:
+    """No answer after every retry and the fallback: the product is `failed`
+    with the reason (out of the taggers' queue; "Annotate failed" retries it)."""
+    return {
+        "status": Annotation.Status.PROVIDER_ERROR,
+        "provider": settings.ANNOTATOR_PROVIDER,
+        "model": model,
+        "route": Annotation.Route.FAILED,
+        "review_reason": Annotation.Reason.PROVIDER_ERROR,
+        "attempts": exc.attempts,
+        "latency_ms": exc.latency_ms,
+        "error": str(exc)[:1000],
+    }
+
+
+def served_fields(
+    served: Served, request: AnnotationRequest, context: AnnotationContext, rng: random.Random
+) -> dict:
+    """The Annotation fields for an answer a provider gave (parsed or not)."""
     result = served.result
+    model = result.model or request.model
     fields = {
-        **base,
         "provider": served.provider,
         "arm": served.arm,
-        "model": result.model or request.model,
+        "model": model,
         "raw_response": result.raw_text,
         "input_tokens": result.input_tokens,
         "cached_input_tokens": result.cached_input_tokens,
         "output_tokens": result.output_tokens,
-        "cost_usd": cost_usd(
-            result.model or request.model, result.input_tokens, result.output_tokens
-        ),
+        "cost_usd": cost_usd(model, result.input_tokens, result.output_tokens),
         "latency_ms": result.latency_ms,
         "attempts": result.attempts,
         "errors": [*served.errors, *result.errors],
     }
     answer = result.annotation
     if answer is None:
-        return _store(
-            product=product,
-            batch=batch,
-            prompt=prompt,
-            fields={
-                **fields,
-                "status": Annotation.Status.PARSE_ERROR,
-                "route": Annotation.Route.NEEDS_REVIEW,
-                "review_reason": Annotation.Reason.PARSE_ERROR,
-                "error": result.parse_error[:1000],
-            },
+        return {
+            **fields,
+            "status": Annotation.Status.PARSE_ERROR,
+            "route": Annotation.Route.NEEDS_REVIEW,
+            "review_reason": Annotation.Reason.PARSE_ERROR,
+            "error": result.parse_error[:1000],
+        }
+    normalised = annotation_normalise(answer, context.vocabulary)
+    return {
+        **fields,
+        **_routed_fields(answer, normalised, context.vocabulary, rng, context.global_threshold),
+    }
+
+
+def reusable_annotations(
+    *, shas: list[str], prompt: PromptVersion, models: list[str]
+) -> dict[tuple[str, str], list[Annotation]]:
+    """Dedupe: the paid, parsed answers per (image sha256, requested model)
+    under this prompt version, latest first. Servers may answer with a dated
+    model name ("gpt-4o-mini-2024-07-18"), so the stored model may extend
+    the asked one. Fallback answers are not reused (they were not the model's)."""
+    shas = [sha for sha in set(shas) if sha]
+    if not shas:
+        return {}
+    by_model = Q()
+    for model in set(models):
+        by_model |= Q(model=model) | Q(model__startswith=f"{model}-")
+    found: dict[tuple[str, str], list[Annotation]] = {}
+    rows = (
+        Annotation.objects.filter(
+            by_model,
+            image__sha256__in=shas,
+            prompt_version=prompt,
+            status=Annotation.Status.OK,
+            reused_from__isnull=True,
         )
-    normalised = annotation_normalise(answer, vocabulary)
-    return _store(
-        product=product,
-        batch=batch,
-        prompt=prompt,
-        fields={**fields, **_routed_fields(answer, normalised, vocabulary, rng)},
+        .exclude(arm=Annotation.Arm.FALLBACK)
+        .select_related("image")
+        .order_by("-id")
     )
+    for row in rows:
+        for model in models:
+            if row.model == model or row.model.startswith(f"{model}-"):
+                found.setdefault((row.image.sha256, model), []).append(row)
+    return found
+
+
+def reuse_source(
+    found: dict[tuple[str, str], list[Annotation]], *, sha: str, model: str, product_id: int
+) -> Annotation | None:
+    """Another product's answer for this photo. The product's own earlier
+    answer is not reused: annotating a product again asks again."""
+    return next((a for a in found.get((sha, model), []) if a.product_id != product_id), None)
+
+
+def reuse_fields(source: Annotation, context: AnnotationContext, rng: random.Random) -> dict:
+    """An earlier answer for the same photo, model and prompt version,
+    normalised and routed again against today's taxonomy: no call, cost 0."""
+    answer = AnnotationOut.model_validate(source.parsed)
+    normalised = annotation_normalise(answer, context.vocabulary)
+    return {
+        "provider": source.provider,
+        "arm": source.arm,
+        "model": source.model,
+        "raw_response": source.raw_response,
+        "reused_from_id": source.pk,
+        "attempts": 0,
+        **_routed_fields(answer, normalised, context.vocabulary, rng, context.global_threshold),
+    }
 
 
 def _routed_fields(
-    answer: AnnotationOut, normalised: Normalised, vocabulary: Vocabulary, rng: random.Random
+    answer: AnnotationOut,
+    normalised: Normalised,
+    vocabulary: Vocabulary,
+    rng: random.Random,
+    global_threshold: float | None = None,
 ) -> dict:
     """Score and route a normalised answer: the Annotation fields that say
     what the answer meant and where it went."""
     score = routing_score(answer, normalised)
-    threshold = review_threshold(normalised.category, vocabulary)
+    threshold = review_threshold(normalised.category, vocabulary, global_threshold=global_threshold)
     route, reason = route_decide(
         answer=answer,
         normalised=normalised,
@@ -307,6 +431,17 @@ def _routed_fields(
     }
 
 
+def _product_update(annotation: Annotation) -> dict:
+    update = {"status": annotation.route, "updated_at": timezone.now()}
+    if annotation.route == Annotation.Route.AUTO_ACCEPTED:
+        update |= {
+            "category_id": annotation.category_id,
+            "attributes": annotation.attributes,
+            "tags": annotation.tags,
+        }
+    return update
+
+
 @transaction.atomic
 def _store(
     *, product: Product, batch: AnnotationBatch | None, prompt: PromptVersion | None, fields: dict
@@ -314,27 +449,66 @@ def _store(
     annotation = Annotation.objects.create(
         product=product, batch=batch, prompt_version=prompt, **fields
     )
-    update = {
-        "status": annotation.route,
-        "updated_at": timezone.now(),
-        "version": F("version") + 1,
-    }
-    if annotation.route == Annotation.Route.AUTO_ACCEPTED:
-        update |= {
-            "category_id": annotation.category_id,
-            "attributes": annotation.attributes,
-            "tags": annotation.tags,
+    Product.objects.filter(pk=product.pk).update(
+        **_product_update(annotation), version=F("version") + 1
+    )
+    AnnotationLease.objects.filter(product_id=product.pk).delete()
+    _log(annotation)
+    return annotation
+
+
+def annotations_store(
+    *, rows: list[tuple[int, dict]], batch_id: int | None, prompt: PromptVersion | None
+) -> list[int]:
+    """Store many outcomes at once (a worker's chunk): one transaction, a
+    few queries whatever the number of rows. Only products still
+    `annotating` are written, so a product another worker already finished
+    (after a lease expired and it was re-queued) is never annotated twice.
+    Returns the product ids stored."""
+    if not rows:
+        return []
+    with transaction.atomic():
+        live = {
+            product.pk: product
+            for product in Product.objects.select_for_update()
+            .filter(pk__in=[pk for pk, _ in rows], status=Product.Status.ANNOTATING)
+            .only("id", "version")
         }
-    Product.objects.filter(pk=product.pk).update(**update)
+        annotations = Annotation.objects.bulk_create(
+            [
+                Annotation(product_id=pk, batch_id=batch_id, prompt_version=prompt, **fields)
+                for pk, fields in rows
+                if pk in live
+            ]
+        )
+        now = timezone.now()
+        accepted, others = [], []
+        for annotation in annotations:
+            product = live[annotation.product_id]
+            for name, value in (_product_update(annotation) | {"updated_at": now}).items():
+                setattr(product, name, value)
+            product.version += 1
+            auto = annotation.route == Annotation.Route.AUTO_ACCEPTED
+            (accepted if auto else others).append(product)
+        base = ["status", "updated_at", "version"]
+        Product.objects.bulk_update(accepted, [*base, "category_id", "attributes", "tags"])
+        Product.objects.bulk_update(others, base)
+        AnnotationLease.objects.filter(product_id__in=[a.product_id for a in annotations]).delete()
+    for annotation in annotations:
+        _log(annotation)
+    return [annotation.product_id for annotation in annotations]
+
+
+def _log(annotation: Annotation) -> None:
     log.info(
-        "annotated product=%s route=%s reason=%s arm=%s latency_ms=%s",
-        product.pk,
+        "annotated product=%s route=%s reason=%s arm=%s latency_ms=%s reused=%s",
+        annotation.product_id,
         annotation.route,
         annotation.review_reason or "-",
         annotation.arm,
         annotation.latency_ms,
+        annotation.reused_from_id or "-",
     )
-    return annotation
 
 
 def renormalise_latest(*, product: Product, rng: random.Random | None = None) -> Annotation | None:

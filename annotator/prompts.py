@@ -27,12 +27,46 @@ DEFAULT_USER_TEMPLATE = "Product title: {title}"
 
 
 def render_taxonomy(vocabulary: Vocabulary) -> str:
-    lines = ["Categories (Top > ... > Subcategory):"]
-    lines += sorted(term.path for term in vocabulary.leaves)
+    """Compact: each top-level category once, the parents below it indented,
+    each followed by its leaf categories, so every path is there without
+    repeating its ancestors (about half the tokens of one path per line)."""
+    lines = ["Categories (Top: subcategories; indented: path below Top: subcategories):"]
+    lines += render_category_groups(vocabulary)
     for code, values in vocabulary.attributes.items():
         lines.append("")
         lines.append(f"Allowed {code} values: " + ", ".join(value.name for value in values))
     return "\n".join(lines)
+
+
+def render_category_groups(vocabulary: Vocabulary) -> list[str]:
+    groups: dict[str, list[str]] = {}
+    for path in sorted(term.path for term in vocabulary.leaves):
+        parent, _, leaf = path.rpartition(" > ")
+        groups.setdefault(parent, []).append(leaf)
+    lines: list[str] = []
+    tops_seen: set[str] = set()
+    for parent, leaves in groups.items():
+        # a name holding a comma would be ambiguous in a comma list
+        names = (" | " if any("," in leaf for leaf in leaves) else ", ").join(leaves)
+        if not parent:
+            lines.append(names)
+            continue
+        top, _, rest = parent.partition(" > ")
+        if not rest:
+            lines.append(f"{top}: {names}")
+            tops_seen.add(top)
+            continue
+        if top not in tops_seen:
+            lines.append(top)
+            tops_seen.add(top)
+        lines.append(f" {rest}: {names}")
+    return lines
+
+
+def prompt_tokens_estimate(text: str) -> int:
+    """Input tokens of a text as characters / 4 (no tokenizer is installed:
+    tiktoken needs its encoding files from the internet)."""
+    return (len(text) + 3) // 4
 
 
 def render_system_prompt(template: str, vocabulary: Vocabulary) -> str:

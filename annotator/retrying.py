@@ -21,9 +21,12 @@ def provider_final_attempt(task: Task) -> bool:
     return task.request.retries >= PROVIDER_MAX_RETRIES
 
 
-def provider_retry(task: Task, exc: ProviderError, *, subject: str) -> Exception:
-    """The Retry to raise after a provider failure (`raise provider_retry(...)`)."""
+def provider_retry(
+    task: Task, exc: ProviderError, *, subject: str, args: tuple | None = None
+) -> Exception:
+    """The Retry to raise after a provider failure (`raise provider_retry(...)`);
+    `args` replaces the task's arguments for the next attempt (default: the same)."""
     retries = task.request.retries
     delay = PROVIDER_RETRY_DELAYS[min(retries, PROVIDER_MAX_RETRIES - 1)]
     log.warning("%s: provider failed (%s); retry in %ss", subject, exc, delay)
-    return task.retry(countdown=delay, max_retries=PROVIDER_MAX_RETRIES)
+    return task.retry(args=args, countdown=delay, max_retries=PROVIDER_MAX_RETRIES)

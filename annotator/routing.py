@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from django.conf import settings
 from django.core.cache import cache
@@ -23,6 +25,32 @@ from django.core.cache import cache
 from annotator.providers.base import AnnotationRequest, Provider, ProviderError, ProviderResult
 
 log = logging.getLogger(__name__)
+
+
+_providers: dict[tuple, Provider] = {}
+_providers_lock = threading.Lock()
+
+
+def provider_for(name: str) -> Provider:
+    """One provider instance per process and configuration: its HTTP client
+    keeps connections open across calls and threads, and what the server
+    refused (the structured-output step-down) is remembered. Keyed by the
+    process id so a forked worker child never shares its parent's sockets."""
+    key = (
+        os.getpid(),
+        name,
+        settings.ANNOTATOR_BASE_URL,
+        settings.ANNOTATOR_API_KEY,
+        settings.ANNOTATOR_TIMEOUT,
+        settings.ANNOTATOR_MAX_RETRIES,
+    )
+    provider = _providers.get(key)
+    if provider is None:
+        with _providers_lock:
+            provider = _providers.get(key)
+            if provider is None:
+                provider = _providers[key] = provider_build(name)
+    return provider
 
 
 def provider_build(name: str) -> Provider:
@@ -88,22 +116,38 @@ class Served:
     errors: list[str]  # what failed before this arm answered
 
 
-def annotate_routed(*, product_id: int, request: AnnotationRequest) -> Served:
-    """Call the arm this product belongs to; on failure (or an open circuit)
-    use the fallback. Raises ProviderError when no arm could answer."""
-    arm, name, model = "primary", settings.ANNOTATOR_PROVIDER, request.model
+def arm_choose(product_id: int, model: str) -> tuple[str, str, str]:
+    """(arm, provider name, model) that serves this product."""
     if settings.ANNOTATOR_CANARY_PROVIDER and in_canary(
         product_id, settings.ANNOTATOR_CANARY_PERCENT
     ):
-        arm, name = "canary", settings.ANNOTATOR_CANARY_PROVIDER
-        model = settings.ANNOTATOR_CANARY_MODEL or model
+        return (
+            "canary",
+            settings.ANNOTATOR_CANARY_PROVIDER,
+            settings.ANNOTATOR_CANARY_MODEL or model,
+        )
+    return "primary", settings.ANNOTATOR_PROVIDER, model
+
+
+def arm_model(product_id: int, model: str) -> str:
+    return arm_choose(product_id, model)[2]
+
+
+def annotate_routed(*, product_id: int, request: AnnotationRequest) -> Served:
+    """Call the arm this product belongs to; on failure (or an open circuit)
+    use the fallback. Raises ProviderError when no arm could answer, and at
+    once, without the fallback, when the provider refuses the configuration
+    (401/403/404: a fallback would silently serve the whole batch)."""
+    arm, name, model = arm_choose(product_id, request.model)
     errors: list[str] = []
     if circuit_is_open(name):
         errors.append(f"{name}: circuit open")
     else:
         try:
-            result = provider_build(name).annotate(_with_model(request, model))
+            result = provider_for(name).annotate(replace(request, model=model))
         except ProviderError as exc:
+            if exc.fatal:
+                raise
             circuit_record(name, ok=False)
             errors.append(f"{name}: {exc}")
             fallback = settings.ANNOTATOR_FALLBACK_PROVIDER
@@ -115,11 +159,14 @@ def annotate_routed(*, product_id: int, request: AnnotationRequest) -> Served:
     fallback = settings.ANNOTATOR_FALLBACK_PROVIDER
     if not fallback or fallback == name:
         raise ProviderError(errors[-1], retryable=True)
-    result = provider_build(fallback).annotate(_with_model(request, fallback))
+    result = provider_for(fallback).annotate(replace(request, model=fallback))
     return Served(arm="fallback", provider=fallback, result=result, errors=errors)
 
 
-def _with_model(request: AnnotationRequest, model: str) -> AnnotationRequest:
-    from dataclasses import replace
-
-    return replace(request, model=model)
+def provider_models(name: str) -> list[str]:
+    """The models the provider lists (GET /models), [] when it does not say."""
+    try:
+        return provider_for(name).models_list()
+    except Exception:  # a listing is a hint in an error message, never a new failure
+        log.warning("could not list the models of %s", name, exc_info=True)
+        return []

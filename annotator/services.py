@@ -6,11 +6,18 @@ from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, Max, Q, QuerySet, Sum
 from django.utils import timezone
 
-from annotator.models import Annotation, AnnotationBatch, RoutingSetting, RoutingSettingChange
+from annotator.models import (
+    Annotation,
+    AnnotationBatch,
+    AnnotationLease,
+    RoutingSetting,
+    RoutingSettingChange,
+)
 from catalog.models import Product
 
 # Human decisions are never overwritten by a machine, and a product already
@@ -42,39 +49,69 @@ def annotation_batch_create(
             Product.objects.filter(
                 id__in=ids[start : start + DISPATCH_CHUNK], status__in=ANNOTATABLE
             ).update(status=Product.Status.ANNOTATING, updated_at=timezone.now())
+        AnnotationLease.objects.filter(product_id__in=ids).delete()
+        AnnotationLease.objects.bulk_create(
+            [AnnotationLease(product_id=pk, batch=batch) for pk in ids], batch_size=DISPATCH_CHUNK
+        )
 
         def dispatch() -> None:
             from annotator import tasks
 
-            for start in range(0, len(ids), DISPATCH_CHUNK):
-                tasks.annotate_chunk.delay(batch.pk, ids[start : start + DISPATCH_CHUNK])
+            size = task_chunk_size()
+            for start in range(0, len(ids), size):
+                tasks.annotate_chunk.delay(batch.pk, ids[start : start + size])
 
         transaction.on_commit(dispatch)
     return batch
 
 
+def task_chunk_size() -> int:
+    """Products per annotation task: a few rounds of the calls one process
+    keeps in flight, so a chunk finishes well within the task time limit and
+    the worker's other process has work too."""
+    return max(20, min(DISPATCH_CHUNK, 4 * settings.ANNOTATOR_CONCURRENCY))
+
+
 def annotation_requeue_stale(*, older_than: timedelta = timedelta(minutes=30)) -> int:
-    """Queue again the products stuck in `annotating` (their message was lost,
-    e.g. a broker restart without persistence). Annotating twice is harmless:
-    the task returns early once the product left `annotating`."""
+    """Queue again the products stuck in `annotating`:
+
+    - claimed by a worker whose lease expired: the worker died (SIGKILL, OOM,
+      a lost machine). A live worker renews its leases every
+      ANNOTATOR_LEASE_SECONDS / 4, so these are found within a minute or two;
+    - never claimed and queued longer than `older_than`: their message was
+      lost (a broker restart without persistence).
+
+    Each goes back to its batch. A product is stored only while still
+    `annotating` and claimed by one worker at a time, so it is never
+    annotated twice."""
     from annotator import tasks
 
-    cutoff = timezone.now() - older_than
-    ids = list(
-        Product.objects.filter(status=Product.Status.ANNOTATING, updated_at__lt=cutoff).values_list(
-            "id", flat=True
-        )
-    )
-    for start in range(0, len(ids), DISPATCH_CHUNK):
-        chunk = ids[start : start + DISPATCH_CHUNK]
-        Product.objects.filter(id__in=chunk).update(updated_at=timezone.now())
-        tasks.annotate_chunk.delay(None, chunk)
-    return len(ids)
+    now = timezone.now()
+    stuck = Product.objects.filter(status=Product.Status.ANNOTATING)
+    expired = Q(annotation_lease__expires_at__lt=now)
+    lost = Q(annotation_lease__expires_at__isnull=True, updated_at__lt=now - older_than)
+    rows = list(stuck.filter(expired | lost).values_list("id", "annotation_lease__batch_id"))
+    by_batch: dict[int | None, list[int]] = {}
+    for pk, batch_id in rows:
+        by_batch.setdefault(batch_id, []).append(pk)
+    size = task_chunk_size()
+    for batch_id, ids in by_batch.items():
+        for start in range(0, len(ids), size):
+            chunk = ids[start : start + size]
+            with transaction.atomic():
+                Product.objects.filter(id__in=chunk).update(updated_at=now)
+                AnnotationLease.objects.filter(product_id__in=chunk).update(
+                    owner="", expires_at=None
+                )
+                transaction.on_commit(lambda b=batch_id, c=chunk: tasks.annotate_chunk.delay(b, c))
+    return len(rows)
 
 
 @dataclass
 class BatchProgress:
     total: int
+    stopped: bool
+    error: str
     done: int
     failed: int
     auto_accepted: int
@@ -86,7 +123,7 @@ class BatchProgress:
 
     @property
     def finished(self) -> bool:
-        return self.done >= self.total
+        return self.stopped or self.done >= self.total
 
     @property
     def percent(self) -> int:
@@ -113,6 +150,8 @@ def batch_progress(batch: AnnotationBatch) -> BatchProgress:
     remaining = batch.total - done
     return BatchProgress(
         total=batch.total,
+        stopped=batch.stopped_at is not None,
+        error=batch.error,
         done=done,
         failed=counts["failed"],
         auto_accepted=counts["auto"],

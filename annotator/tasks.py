@@ -4,36 +4,39 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from annotator.models import AnnotationBatch
-from annotator.pipeline import annotation_run
+from annotator.chunks import annotation_chunk_run
 from annotator.providers.base import ProviderError
 from annotator.retrying import PROVIDER_MAX_RETRIES, provider_final_attempt, provider_retry
-from catalog.intake import annotation_wait
-from catalog.models import Product
 
 
-@shared_task(acks_late=True)
-def annotate_chunk(batch_id: int | None, product_ids: list[int]) -> None:
-    """Fan a chunk of a batch out to one task per product."""
-    for product_id in product_ids:
-        annotate_product.delay(product_id, batch_id)
+def _chunk_run(task, batch_id: int | None, product_ids: list[int], *, chunk: bool) -> None:
+    outcome = annotation_chunk_run(
+        product_ids=product_ids,
+        batch_id=batch_id,
+        record_provider_error=provider_final_attempt(task),
+    )
+    if outcome.retry:
+        exc = ProviderError(f"no answer for {len(outcome.retry)} products", retryable=True)
+        # Only the products still waiting go round again (the others are stored).
+        args = (batch_id, outcome.retry) if chunk else None
+        raise provider_retry(task, exc, subject=f"batch {batch_id} chunk", args=args)
+
+
+@shared_task(bind=True, acks_late=True, max_retries=PROVIDER_MAX_RETRIES)
+def annotate_chunk(self, batch_id: int | None, product_ids: list[int]) -> None:
+    """Annotate a chunk of products with ANNOTATOR_CONCURRENCY calls in flight.
+
+    Idempotent: only products still `annotating` are worked on and stored, so
+    a redelivered message (killed worker, re-queue) never annotates twice.
+    Products whose provider is down (and no fallback answered) are tried again
+    later under annotator.retrying's policy, then recorded as `failed`."""
+    _chunk_run(self, batch_id, product_ids, chunk=True)
 
 
 @shared_task(bind=True, acks_late=True, max_retries=PROVIDER_MAX_RETRIES)
 def annotate_product(self, product_id: int, batch_id: int | None = None) -> None:
-    """Idempotent: only a product still `annotating` is worked on, so a
-    redelivered message (killed worker, requeue) never annotates twice."""
-    product = Product.objects.filter(pk=product_id, status=Product.Status.ANNOTATING).first()
-    if product is None:
-        return
-    if annotation_wait(product_id=product_id, batch_id=batch_id):
-        return  # its image is still being fetched: the intake job queues this again
-    batch = AnnotationBatch.objects.filter(pk=batch_id).first() if batch_id else None
-    final = provider_final_attempt(self)
-    try:
-        annotation_run(product=product, batch=batch, record_provider_error=final)
-    except ProviderError as exc:
-        raise provider_retry(self, exc, subject=f"product {product_id}") from exc
+    """One product (kept for messages queued before chunks ran in-process)."""
+    _chunk_run(self, batch_id, [product_id], chunk=False)
 
 
 @shared_task

@@ -16,6 +16,7 @@ from annotator.prompt_versions import (
     prompt_version_activate,
     prompt_version_create,
 )
+from annotator.selectors import prompt_tokens_by_version
 from annotator.services import annotation_batch_create, annotation_renormalise, batch_progress
 from annotator.unmapped import CATEGORY_FIELDS, unmapped_value_products, unmapped_values
 from catalog.models import Attribute, AttributeValue, Category, Product
@@ -61,6 +62,9 @@ def batch_start(request: HtmxHttpRequest) -> HttpResponse:
         )
         parts = [f"search “{query}”" if query else "", status, category.path if category else ""]
         description = "products matching " + (", ".join(p for p in parts if p) or "everything")
+    elif scope == "failed":
+        products = Product.objects.filter(status=Product.Status.FAILED)
+        description = "failed products, again"
     else:
         products = Product.objects.filter(status=Product.Status.PENDING)
         description = "all pending products"
@@ -223,10 +227,13 @@ class PromptVersionForm(forms.Form):
 @require_GET
 @role_required(*PROMPT_EDITORS)
 def prompt_list(request: HtmxHttpRequest) -> HttpResponse:
-    versions = PromptVersion.objects.select_related("created_by", "activated_by")
+    versions = list(PromptVersion.objects.select_related("created_by", "activated_by"))
     history = PromptActivation.objects.select_related("prompt_version", "previous", "activated_by")[
         :30
     ]
+    tokens = prompt_tokens_by_version(versions)
+    for version in versions:
+        version.tokens = tokens[version.pk]
     return render(
         request, "annotator/prompts/list.html", {"versions": versions, "history": history}
     )

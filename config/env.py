@@ -140,7 +140,11 @@ class Environment(BaseModel):
     ANNOTATOR_MODEL: str = var("gpt-4o-mini", "a model name", min_length=1)
     ANNOTATOR_TIMEOUT: float = var(30.0, _positive("number of seconds"), gt=0, allow_inf_nan=False)
     ANNOTATOR_MAX_RETRIES: int = var(3, "a whole number (0 or more)", ge=0)
-    ANNOTATOR_CONCURRENCY: int = var(4, _positive("whole number"), gt=0)
+    ANNOTATOR_CONCURRENCY: int = var(32, _positive("whole number"), gt=0)
+    ANNOTATOR_LEASE_SECONDS: int = var(120, _positive("whole number of seconds"), gt=0)
+    ANNOTATOR_CONTEXT_TTL: float = var(
+        5.0, "a number of seconds (0 or more)", ge=0, allow_inf_nan=False
+    )
     ANNOTATOR_RPM: int = var(0, "a whole number of requests per minute (0 = no limit)", ge=0)
     ANNOTATOR_IMAGE_MAX_SIDE: int = var(1024, _positive("whole number of pixels"), gt=0)
     ANNOTATOR_IMAGE_DETAIL: Literal["auto", "low", "high"] = var("auto", "one of auto, low, high")

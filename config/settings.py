@@ -316,7 +316,13 @@ ANNOTATOR_BASE_URL = env.ANNOTATOR_BASE_URL
 ANNOTATOR_MODEL = env.ANNOTATOR_MODEL
 ANNOTATOR_TIMEOUT = env.ANNOTATOR_TIMEOUT
 ANNOTATOR_MAX_RETRIES = env.ANNOTATOR_MAX_RETRIES
+# Provider calls in flight per worker process (threads over one shared client).
 ANNOTATOR_CONCURRENCY = env.ANNOTATOR_CONCURRENCY
+# A worker renews the lease of the products it holds every quarter of this;
+# the periodic re-queue hands a dead worker's products to another one after it.
+ANNOTATOR_LEASE_SECONDS = env.ANNOTATOR_LEASE_SECONDS
+# Seconds a worker keeps the active prompt, taxonomy and thresholds in memory.
+ANNOTATOR_CONTEXT_TTL = env.ANNOTATOR_CONTEXT_TTL
 ANNOTATOR_RPM = env.ANNOTATOR_RPM  # 0 = no limit
 ANNOTATOR_IMAGE_MAX_SIDE = env.ANNOTATOR_IMAGE_MAX_SIDE
 ANNOTATOR_IMAGE_DETAIL = env.ANNOTATOR_IMAGE_DETAIL
@@ -345,7 +351,7 @@ REVIEW_AUDIT_RATE = env.REVIEW_AUDIT_RATE
 # Periodic jobs (run `celery -A config beat` once per deployment; `make run`
 # embeds it in the worker with -B).
 CELERY_BEAT_SCHEDULE = {
-    "requeue-stale-annotations": {"task": "annotator.tasks.requeue_stale", "schedule": 600.0},
+    "requeue-stale-annotations": {"task": "annotator.tasks.requeue_stale", "schedule": 60.0},
     "requeue-stale-images": {"task": "catalog.tasks.requeue_stale_images", "schedule": 600.0},
     "reports-rollup-recent": {"task": "reports.rollup_recent", "schedule": 300.0},
 }

@@ -37,3 +37,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
     DATABASES["default"]["TEST"] = {  # noqa: F405
         "NAME": str(Path(tempfile.mkdtemp(prefix="loupe-testdb-")) / "test.sqlite3")  # noqa: F405
     }
+
+# Tests change prompts, thresholds and the taxonomy between two annotations.
+ANNOTATOR_CONTEXT_TTL = 0.0

@@ -35,6 +35,7 @@ class AnnotationDay(models.Model):
     calls = models.PositiveIntegerField(default=0)
     requests = models.PositiveBigIntegerField(default=0)
     cache_hits = models.PositiveIntegerField(default=0)
+    image_reuse_hits = models.PositiveIntegerField(default=0)
     input_tokens = models.PositiveBigIntegerField(default=0)
     cached_input_tokens = models.PositiveBigIntegerField(default=0)
     output_tokens = models.PositiveBigIntegerField(default=0)

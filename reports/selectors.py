@@ -54,7 +54,9 @@ from review.models import Correction, Decision
 A = Annotation
 User = get_user_model()
 ANSWERED = (A.Status.OK, A.Status.PARSE_ERROR)
-CALLED = ~Q(status=A.Status.IMAGE_ERROR)
+# A provider was asked: not an image error, and not an answer reused for the
+# same photo (dedupe by sha256), which costs nothing.
+CALLED = ~Q(status=A.Status.IMAGE_ERROR) & Q(reused_from__isnull=True)
 DECIDED_ACTIONS = (Decision.Action.ACCEPT, Decision.Action.EDIT, Decision.Action.REJECT)
 REVIEWED_ACTIONS = (Decision.Action.ACCEPT, Decision.Action.EDIT)
 DECIDED = Q(undone_at__isnull=True, action__in=DECIDED_ACTIONS)
@@ -211,6 +213,7 @@ def _annotation_figures() -> dict[str, Any]:
         "calls": Count("id", filter=CALLED),
         "requests": Sum("attempts", filter=CALLED, default=0),
         "cache_hits": Count("id", filter=Q(cached_input_tokens__gt=0)),
+        "image_reuse_hits": Count("id", filter=Q(reused_from__isnull=False)),
         "input_tokens": Sum("input_tokens", default=0),
         "cached_input_tokens": Sum("cached_input_tokens", default=0),
         "output_tokens": Sum("output_tokens", default=0),

@@ -12,7 +12,7 @@ export DEBUG=${DEBUG:-1}
 "$BIN/python" manage.py demo
 
 "$BIN/celery" -A config worker --beat --loglevel=WARNING \
-  --concurrency="${ANNOTATOR_CONCURRENCY:-2}" --schedule="var/celerybeat-schedule" &
+  --concurrency=2 --schedule="var/celerybeat-schedule" &
 worker=$!
 trap 'kill "$worker" 2>/dev/null || true' EXIT INT TERM
 

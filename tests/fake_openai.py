@@ -64,13 +64,29 @@ class RecordedRequest(dict):
         self.headers = headers
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 256  # many clients connect at once in the concurrency tests
+
+
 class FakeOpenAI:
-    def __init__(self) -> None:
+    """`latency` delays every chat answer (a slow model); `in_flight_max` is
+    the most chat requests the server was answering at once; GET /models
+    lists `models`."""
+
+    def __init__(
+        self, *, latency: float = 0.0, models: list[str] | None = None, port: int = 0
+    ) -> None:
         self.requests: list[RecordedRequest] = []
         self.default: Callable[[RecordedRequest], Reply] | None = None
+        self.latency = latency
+        self.models = list(models or ["gpt-4o-mini", "gpt-4.1-mini"])
+        self.in_flight = 0
+        self.in_flight_max = 0
+        self.served = 0
         self._replies: deque[Reply] = deque()
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self.keep_requests = True  # the bench server serves millions: keep none
+        self._server = _Server(("127.0.0.1", port), _handler_for(self))
         # Handlers still sleeping on a `delay` must not hold up close().
         self._server.daemon_threads = True
         self._server.block_on_close = False
@@ -96,9 +112,19 @@ class FakeOpenAI:
         with self._lock:
             self._replies.extend(replies)
 
+    def _enter(self) -> None:
+        with self._lock:
+            self.in_flight += 1
+            self.in_flight_max = max(self.in_flight_max, self.in_flight)
+
+    def _leave(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
+
     def _record_and_choose(self, request: RecordedRequest) -> Reply:
         with self._lock:
-            self.requests.append(request)
+            if self.keep_requests:
+                self.requests.append(request)
             if request.path.split("?")[0] not in CHAT_PATHS:
                 return error_reply(404, f"FakeOpenAI: unknown path {request.path}")
             if self._replies:
@@ -182,13 +208,37 @@ def _handler_for(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
                 body = {"_unparsed": raw.decode("utf-8", "replace")}
             headers = {name.lower(): value for name, value in self.headers.items()}
             request = RecordedRequest(body, path=self.path, headers=headers)
-            reply = fake._record_and_choose(request)
-            if reply.delay:
-                time.sleep(reply.delay)
-            if reply.drop:
-                self.close_connection = True
-                return
-            self._send(reply, request)
+            fake._enter()
+            fake.served += 1
+            try:
+                reply = fake._record_and_choose(request)
+                if reply.delay or fake.latency:
+                    time.sleep(reply.delay or fake.latency)
+                if reply.drop:
+                    self.close_connection = True
+                    return
+                self._send(reply, request)
+            finally:
+                fake._leave()
+
+        def do_GET(self) -> None:
+            if self.path.split("?")[0] == "/stats":
+                stats = {"in_flight_max": fake.in_flight_max, "served": fake.served}
+                self._send(Reply(json=stats), RecordedRequest({}, path=self.path, headers={}))
+            elif self.path.split("?")[0] in ("/v1/models", "/models"):
+                data = [
+                    {"id": m, "object": "model", "created": 0, "owned_by": "fake"}
+                    for m in fake.models
+                ]
+                self._send(
+                    Reply(json={"object": "list", "data": data}),
+                    RecordedRequest({}, path=self.path, headers={}),
+                )
+            else:
+                self._send(
+                    error_reply(404, f"FakeOpenAI: unknown path {self.path}"),
+                    RecordedRequest({}, path=self.path, headers={}),
+                )
 
         def _send(self, reply: Reply, request: RecordedRequest) -> None:
             if reply.body is not None:
@@ -213,6 +263,58 @@ def _handler_for(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+def main() -> None:
+    """Serve from the command line (bench/pipeline_bench.py): every chat
+    request gets a valid annotation after `--latency` seconds; GET /stats
+    tells the most requests seen at once."""
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--latency", type=float, default=0.18)
+    args = parser.parse_args()
+    fake = FakeOpenAI(latency=args.latency, port=args.port)
+    fake.default = lambda request: reply_with_annotation(
+        BENCH_ANSWER, prompt_tokens=_prompt_tokens(request)
+    )
+    fake.keep_requests = False
+    fake.start()
+    print(fake.url, flush=True)
+    try:
+        fake._thread.join()
+    except KeyboardInterrupt:
+        fake.close()
+
+
+def _prompt_tokens(request: dict[str, Any]) -> int:
+    """Characters / 4 of the request's text (the image is not counted)."""
+    chars = 0
+    for message in request.get("messages", []):
+        content = message.get("content")
+        if isinstance(content, str):
+            chars += len(content)
+        elif isinstance(content, list):
+            chars += sum(len(part.get("text", "")) for part in content if isinstance(part, dict))
+    return chars // 4
+
+
+BENCH_ANSWER = {
+    "category": "Clothing",
+    "subcategory": "T-Shirts",
+    "attributes": {
+        "color": "Navy",
+        "material": "Cotton",
+        "style": "Casual",
+        "pattern": "Striped",
+        "season": "Summer",
+    },
+    "tags": ["navy t-shirt", "striped", "cotton", "casual", "summer"],
+    "confidence": 0.95,
+    "field_confidence": {"category": 0.97, "subcategory": 0.96, "color": 0.95},
+    "image_issues": [],
+}
+
+
 @pytest.fixture
 def fake_openai() -> Iterator[FakeOpenAI]:
     server = FakeOpenAI().start()
@@ -220,3 +322,7 @@ def fake_openai() -> Iterator[FakeOpenAI]:
         yield server
     finally:
         server.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -33,6 +33,11 @@ class ProviderResult:
     errors: list[str] = field(default_factory=list)  # failed attempts before success
 
 
+# The provider refuses every request of this configuration (bad key, no
+# access, unknown model): retrying or falling back would hide the mistake.
+FATAL_STATUS_CODES = (401, 403, 404)
+
+
 class ProviderError(Exception):
     """The provider gave no usable answer after its retries."""
 
@@ -51,8 +56,14 @@ class ProviderError(Exception):
         self.attempts = attempts
         self.latency_ms = latency_ms
 
+    @property
+    def fatal(self) -> bool:
+        return self.status_code in FATAL_STATUS_CODES
+
 
 class Provider(Protocol):
     name: str  # "openai" or "local"
 
     def annotate(self, request: AnnotationRequest) -> ProviderResult: ...
+
+    def models_list(self) -> list[str]: ...

@@ -74,6 +74,9 @@ class _CategoryMatch:
 class LocalProvider:
     name = "local"
 
+    def models_list(self) -> list[str]:
+        return [MODEL_NAME]
+
     def annotate(self, request: AnnotationRequest) -> ProviderResult:
         started = time.perf_counter()
         annotation = annotate_offline(request.image_jpeg, request.title, request.vocabulary)

@@ -30,6 +30,11 @@ BACKOFF_BASE_S = 0.5
 BACKOFF_CAP_S = 20.0
 RETRY_AFTER_CAP_S = 60.0
 
+REPAIR_PROMPT = (
+    "That answer is not valid: {error}. Answer again with only the corrected JSON "
+    "object, following the schema."
+)
+
 _FORMATS = ("json_schema", "json_object", "none")
 _FORMAT_WORDS = ("response_format", "json_schema", "json_object", "structured output")
 _STATUS_LABELS = {408: "request timeout", 409: "conflict", 429: "rate limited"}
@@ -65,10 +70,15 @@ class OpenAIProvider:
         self._length_param = "max_completion_tokens"
         self._send_temperature = True
 
+    def models_list(self) -> list[str]:
+        return sorted(model.id for model in self._client.models.list())
+
     def annotate(self, request: AnnotationRequest) -> ProviderResult:
         started = time.monotonic()
         errors: list[str] = []
         attempts = retries = 0
+        repair: tuple[str, str] | None = None  # (the bad answer, why it is bad)
+        spent = (0, 0)  # tokens of an answer that needed repair
         while True:
             if self._rate_limiter is not None:
                 self._rate_limiter()
@@ -76,7 +86,9 @@ class OpenAIProvider:
             delay: float | None = None
             status: int | None = None
             try:
-                completion = self._client.chat.completions.create(**self._params(request))
+                completion = self._client.chat.completions.create(
+                    **self._params(request, repair=repair)
+                )
             except openai.APIStatusError as exc:
                 status, detail = exc.status_code, self._redact(_error_detail(exc))
                 if status in (400, 422) and self._adapt_to(detail):
@@ -99,7 +111,17 @@ class OpenAIProvider:
             except openai.APIConnectionError:
                 errors.append("connection error")
             else:
-                return self._result(completion, attempts, errors, started)
+                result = self._result(completion, attempts, errors, started)
+                result.input_tokens += spent[0]
+                result.output_tokens += spent[1]
+                if repair is None and _repairable(completion, result):
+                    # One repair attempt: show the model its answer and what is
+                    # wrong with it; counted as an attempt, its tokens kept.
+                    repair = (result.raw_text, result.parse_error)
+                    spent = (result.input_tokens, result.output_tokens)
+                    errors.append(f"invalid answer, asked for a repair: {result.parse_error}")
+                    continue
+                return result
 
             if retries >= self._max_retries:
                 raise ProviderError(
@@ -112,8 +134,16 @@ class OpenAIProvider:
             retries += 1
             self._sleep(delay if delay is not None else _backoff(retries))
 
-    def _params(self, request: AnnotationRequest) -> dict[str, Any]:
+    def _params(
+        self, request: AnnotationRequest, *, repair: tuple[str, str] | None = None
+    ) -> dict[str, Any]:
         image_url = "data:image/jpeg;base64," + base64.b64encode(request.image_jpeg).decode()
+        followup = []
+        if repair is not None:
+            followup = [
+                {"role": "assistant", "content": repair[0]},
+                {"role": "user", "content": REPAIR_PROMPT.format(error=repair[1])},
+            ]
         params: dict[str, Any] = {
             "model": request.model,
             "messages": [
@@ -128,6 +158,7 @@ class OpenAIProvider:
                         },
                     ],
                 },
+                *followup,
             ],
             self._length_param: MAX_OUTPUT_TOKENS,
         }
@@ -191,6 +222,19 @@ class OpenAIProvider:
 
     def _redact(self, text: str) -> str:
         return text.replace(self._api_key, "[api key]") if self._api_key else text
+
+
+def _repairable(completion: ChatCompletion, result: ProviderResult) -> bool:
+    """An answer worth one repair: text that is not a valid annotation. A
+    refusal, an empty answer or one cut off by the token limit would not
+    come back better."""
+    choice = completion.choices[0] if completion.choices else None
+    return (
+        result.annotation is None
+        and choice is not None
+        and bool((choice.message.content or "").strip())
+        and choice.finish_reason != "length"
+    )
 
 
 def _cached_tokens(usage: Any) -> int:

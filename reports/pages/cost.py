@@ -89,7 +89,7 @@ def _cost_table(rng: DateRange, daily, totals, price: Decimal | None) -> Table:
         days.append(
             {
                 "day": day,
-                **{k: row[k] for k in ("calls", "requests", "cache_hits")},
+                **{k: row[k] for k in ("calls", "requests", "cache_hits", "image_reuse_hits")},
                 **{k: row[k] for k in ("input_tokens", "cached_input_tokens", "output_tokens")},
                 "cost": row["cost"],
                 "per_1000": per_thousand(row["cost"], row["calls"]),
@@ -103,7 +103,8 @@ def _cost_table(rng: DateRange, daily, totals, price: Decimal | None) -> Table:
             Column("day", "Day", "date"),
             Column("calls", "Calls (images)"),
             Column("requests", "Requests incl. retries"),
-            Column("cache_hits", "Cache hits"),
+            Column("cache_hits", "Prompt-cache hits"),
+            Column("image_reuse_hits", "Image reuse hits (no call)"),
             Column("input_tokens", "Input tokens"),
             Column("cached_input_tokens", "Cached input tokens"),
             Column("output_tokens", "Output tokens"),
@@ -120,6 +121,7 @@ def _cost_table(rng: DateRange, daily, totals, price: Decimal | None) -> Table:
                     "calls",
                     "requests",
                     "cache_hits",
+                    "image_reuse_hits",
                     "input_tokens",
                     "cached_input_tokens",
                     "output_tokens",

@@ -411,18 +411,25 @@ def test_refused_max_completion_tokens_and_temperature_are_adapted(fake_openai):
 
 def test_an_unparseable_answer_is_a_result_not_an_exception(fake_openai):
     # given
-    fake_openai.queue(Reply(content="Sorry, I can only describe the shirt in words."))
+    fake_openai.queue(
+        Reply(content="Sorry, I can only describe the shirt in words."),
+        Reply(content="It is a shirt."),
+    )
     provider, _ = make_provider(fake_openai)
 
     # when
     result = provider.annotate(make_request())
 
-    # then
+    # then after one repair attempt
     assert result.annotation is None
     assert result.parse_error == "no JSON object in the answer"
-    assert result.raw_text == "Sorry, I can only describe the shirt in words."
-    assert (result.input_tokens, result.output_tokens) == (1200, 90)
-    assert result.attempts == 1
+    assert result.raw_text == "It is a shirt."
+    assert (result.input_tokens, result.output_tokens) == (2400, 180)
+    assert result.attempts == 2
+    assert fake_openai.requests[1]["messages"][-1]["content"] == (
+        "That answer is not valid: no JSON object in the answer. Answer again with only "
+        "the corrected JSON object, following the schema."
+    )
 
 
 def test_an_answer_cut_off_by_the_token_limit_says_so(fake_openai):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import random
 from decimal import Decimal
 
@@ -86,7 +87,12 @@ def test_the_request_carries_title_taxonomy_schema_and_a_prepared_image(
         fake_openai.requests[0].headers["authorization"] == "Bearer sk-test-do-not-leak-0123456789"
     )
     system, user = body["messages"][0]["content"], body["messages"][1]["content"]
-    assert "Clothing > Tops > T-Shirts" in system and "Navy Blue" in system
+    lines = system.splitlines()
+    tops = next(i for i, line in enumerate(lines) if line.startswith(" Tops: "))
+    assert "T-Shirts" in lines[tops].split(": ", 1)[1].split(", ") and "Navy Blue" in system
+    top = next(line for line in reversed(lines[:tops]) if not line.startswith(" "))
+    assert top.split(":")[0] == "Clothing"  # the path is Clothing > Tops > T-Shirts
+    assert "Clothing > Tops > T-Shirts" not in system  # each parent path once
     assert user[0]["text"] == f"Product title: {product.title}"
     data_url = user[1]["image_url"]["url"]
     assert data_url.startswith("data:image/jpeg;base64,")
@@ -156,7 +162,9 @@ def test_an_unparseable_answer_goes_to_review_as_parse_error(
     from tests.fake_openai import Reply
 
     product = make_products(1)[0]
-    fake_openai.queue(Reply(content="I think this is a nice shirt."))
+    fake_openai.queue(
+        Reply(content="I think this is a nice shirt."), Reply(content="Still a nice shirt.")
+    )
 
     annotation = run(product)
 
@@ -165,8 +173,35 @@ def test_an_unparseable_answer_goes_to_review_as_parse_error(
         "parse_error",
         "parse_error",
     )
-    assert annotation.raw_response == "I think this is a nice shirt."
+    assert annotation.raw_response == "Still a nice shirt."
     assert annotation.error == "no JSON object in the answer"
+    assert annotation.attempts == 2  # the answer and its one repair attempt
+    assert len(fake_openai.requests) == 2
+
+
+def test_a_malformed_answer_gets_one_repair_attempt_quoting_the_error(
+    default_taxonomy, make_products, openai_settings, fake_openai
+):
+    # given an answer that breaks the schema, then a good one
+    product = make_products(1)[0]
+    broken = {**GOOD_ANSWER, "confidence": "very"}
+    fake_openai.queue(
+        reply_with_annotation(broken, prompt_tokens=1000, completion_tokens=50),
+        reply_with_annotation(GOOD_ANSWER, prompt_tokens=1100, completion_tokens=60),
+    )
+
+    annotation = run(product)
+
+    # then the repair is one more request carrying the bad answer and the error
+    assert (product.status, annotation.status, annotation.attempts) == ("auto_accepted", "ok", 2)
+    repair = fake_openai.requests[1]["messages"]
+    assert repair[-2] == {"role": "assistant", "content": json.dumps(broken, indent=2)}
+    assert repair[-1]["role"] == "user"
+    assert repair[-1]["content"].startswith(
+        "That answer is not valid: answer does not match the annotation schema: confidence"
+    )
+    assert (annotation.input_tokens, annotation.output_tokens) == (2100, 110)
+    assert annotation.errors[0].startswith("invalid answer, asked for a repair: ")
 
 
 def test_provider_down_falls_back_to_local_and_records_the_arm(
@@ -184,7 +219,7 @@ def test_provider_down_falls_back_to_local_and_records_the_arm(
     assert product.status in {"auto_accepted", "needs_review"}
 
 
-def test_provider_down_without_fallback_is_retried_by_the_task_then_queued_for_review(
+def test_provider_down_without_fallback_is_retried_by_the_task_then_failed(
     default_taxonomy, make_products, openai_settings, fake_openai
 ):
     product = make_products(1)[0]
@@ -196,8 +231,9 @@ def test_provider_down_without_fallback_is_retried_by_the_task_then_queued_for_r
 
     annotation = run(product, record_provider_error=True)
 
+    # failed with its reason, out of the taggers' queue
     assert (product.status, annotation.status, annotation.review_reason) == (
-        "needs_review",
+        "failed",
         "provider_error",
         "provider_error",
     )

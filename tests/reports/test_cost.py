@@ -96,14 +96,30 @@ def test_calls_tokens_and_cost_per_day(client, manager, calls):
     response = client.get(URL, {**RANGE, "baseline_price": "500"})
 
     assert table_rows(response, "cost") == [
-        ["2025-03-10", "3", "3", "1", "3,000", "500", "300", "0.90", "300.0000", "1.50"],
-        ["2025-03-11", "3", "8", "1", "2,500", "1,024", "250", "0.70", "233.3333", "1.50"],
-        ["Total", "6", "11", "2", "5,500", "1,524", "550", "1.60", "266.6667", "3.00"],
+        ["2025-03-10", "3", "3", "1", "0", "3,000", "500", "300", "0.90", "300.0000", "1.50"],
+        ["2025-03-11", "3", "8", "1", "0", "2,500", "1,024", "250", "0.70", "233.3333", "1.50"],
+        ["Total", "6", "11", "2", "0", "5,500", "1,524", "550", "1.60", "266.6667", "3.00"],
     ]
     assert table_rows(response, "cost_arm") == [
         ["canary", "gemini-2.0-flash", "1", "0", "1,000", "100", "0.30", "300.0000"],
         ["primary", "gpt-4o-mini", "5", "2", "4,500", "450", "1.30", "260.0000"],
     ]
+
+
+def test_image_reuse_hits_are_counted_apart_from_calls_and_prompt_cache_hits(client, manager):
+    # given one paid call and two products whose identical photo reused its answer
+    paid = make_annotation(
+        at="2025-03-10 09:00", input_tokens=1000, cached_input_tokens=400, cost="0.30"
+    )
+    for hour in ("10", "11"):
+        reuse = make_annotation(at=f"2025-03-10 {hour}:00", attempts=0)
+        Annotation.objects.filter(pk=reuse.pk).update(reused_from=paid)
+    client.force_login(manager)
+
+    response = client.get(URL, {**RANGE, "baseline_price": "500"})
+
+    # then: 1 call, 1 request, 1 prompt-cache hit, 2 image reuse hits
+    assert table_rows(response, "cost")[0][:5] == ["2025-03-10", "1", "1", "1", "2"]
 
 
 def test_30_day_projection_and_baseline(client, manager, calls):

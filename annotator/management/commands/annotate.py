@@ -47,6 +47,7 @@ class Command(BaseCommand):
         started = time.monotonic()
         with tqdm(total=batch.total, unit="product", file=sys.stderr) as bar:
             while True:
+                batch.refresh_from_db(fields=["error", "stopped_at"])
                 progress = batch_progress(batch)
                 bar.update(progress.done - bar.n)
                 bar.set_postfix(failed=progress.failed, cost=f"${progress.cost_usd:.4f}")
@@ -57,6 +58,12 @@ class Command(BaseCommand):
                         f"gave up waiting after {timeout:.0f} s; is a worker running?", returncode=1
                     )
                 time.sleep(0.5)
+        if progress.stopped:
+            raise CommandError(
+                f"Batch #{batch.pk} stopped after {progress.done} products: {progress.error} "
+                "Its unfinished products are back to pending.",
+                returncode=1,
+            )
         self.stdout.write(
             f"Done: {progress.auto_accepted} auto-accepted, {progress.needs_review} to review, "
             f"{progress.failed} failed, cost ${progress.cost_usd:.4f}"

@@ -1,0 +1,444 @@
+"""Pipeline benchmark: real photos through import -> intake -> annotation,
+with a real worker started as the README's production section says, on
+PostgreSQL + Redis, against tests/fake_openai.py answering after a fixed
+latency. In the same run, a naive asyncio client (the OpenAI SDK, one call
+per image, concurrency 10, no database) on the same server, for a ratio.
+
+    .venv/bin/python bench/pipeline_bench.py [--images 2000] [--latency 0.18 2.0]
+        [--repeat 3] [--concurrency 32] [--worker-args "--concurrency 2"]
+
+Needs DATABASE_URL (PostgreSQL; the bench creates and drops <name>_pipeline_bench)
+and REDIS_URL (the bench uses it as given: pick a db number of your own).
+Prints JSON (medians of --repeat) and writes bench/results/pipeline_bench.json.
+
+Photos come from ../shared/data/fashion-products/large (187 real photos),
+repeated under distinct SKUs; each repeat is re-encoded at another JPEG
+quality so its bytes (and sha256) differ and dedupe does not flatter the
+figure. The dedupe run is separate: half the products share a photo with
+another one, byte for byte.
+
+Input tokens: the fake server counts characters / 4 of the text it receives
+(system + user prompt; the image is not counted). "prompt_tokens_before" is
+the same estimate for the taxonomy block as it was rendered before the
+compact form (one full path per line).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import io
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT.parent / "shared" / "data" / "fashion-products"
+sys.path.insert(0, str(ROOT))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=2000)
+    parser.add_argument("--latency", type=float, nargs="+", default=[0.18, 2.0])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--concurrency", type=int, default=32, help="ANNOTATOR_CONCURRENCY")
+    parser.add_argument("--worker-args", default="", help="extra `celery worker` arguments")
+    parser.add_argument("--skip-dedupe", action="store_true")
+    parser.add_argument(
+        "--naive-images", type=int, default=400, help="images for the naive client (a rate)"
+    )
+    args = parser.parse_args()
+
+    base = os.environ.get("DATABASE_URL", "")
+    if not base.startswith("postgres") or not os.environ.get("REDIS_URL"):
+        sys.exit("set DATABASE_URL (PostgreSQL) and REDIS_URL")
+    workdir = Path(tempfile.mkdtemp(prefix="loupe-pipeline-bench-"))
+    dbname = base.rsplit("/", 1)[1] + "_pipeline_bench"
+    database_url = base.rsplit("/", 1)[0] + "/" + dbname
+    _recreate_database(base, dbname)
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DATABASE_URL": database_url,
+        "SECRET_KEY": "bench-only-secret-key",
+        "DEBUG": "1",
+        "LOUPE_VAR_DIR": str(workdir),
+        "MEDIA_ROOT": str(workdir / "media"),
+        "ANNOTATOR_PROVIDER": "openai",
+        "ANNOTATOR_API_KEY": "sk-bench",
+        "ANNOTATOR_FALLBACK_PROVIDER": "",
+        "ANNOTATOR_CONCURRENCY": str(args.concurrency),
+        "REVIEW_AUDIT_RATE": "0",
+    }
+    os.environ.update(env)
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    call_command("load_taxonomy", verbosity=0)
+
+    photos = sorted((DATA / "large").glob("*.jpg"))
+    intake = _intake(workdir, photos, args.images, distinct=True)
+    result: dict = {
+        "benchmark": "pipeline",
+        "images": args.images,
+        "repeat": args.repeat,
+        "annotator_concurrency": args.concurrency,
+        "worker_command": _worker_command(args.worker_args),
+        "machine": {"cpus": os.cpu_count(), "loadavg_start": os.getloadavg()},
+        "intake": intake,
+        "prompt_tokens_before": _old_prompt_tokens(),
+        "latencies": {},
+    }
+    for latency in args.latency:
+        result["latencies"][str(latency)] = _at_latency(latency, args, env)
+    if not args.skip_dedupe:
+        result["dedupe"] = _dedupe_run(workdir, photos, args, env)
+    result["machine"]["loadavg_end"] = os.getloadavg()
+    out = ROOT / "bench" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "pipeline_bench.json").write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))
+
+
+def _recreate_database(base: str, dbname: str) -> None:
+    import psycopg
+
+    with psycopg.connect(base.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{dbname}"')
+
+
+def _reencoded(data: bytes, variant: int) -> bytes:
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as image:
+        out = io.BytesIO()
+        image.convert("RGB").save(out, "JPEG", quality=95 - variant % 40)
+        return out.getvalue() + variant.to_bytes(4, "big")  # distinct bytes even at equal quality
+
+
+def _intake(workdir: Path, photos: list[Path], count: int, *, distinct: bool) -> dict:
+    """Import `count` rows with image paths: the measured intake step (as it
+    is on this branch: fetch and normalise inside the import)."""
+    from catalog.importers import import_file
+
+    folder = workdir / ("photos" if distinct else "photos-dup")
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for n in range(count):
+        photo = photos[n % len(photos)]
+        repeat = n // len(photos)
+        if distinct and repeat:
+            name = f"{photo.stem}-{repeat}.jpg"
+            (folder / name).write_bytes(_reencoded(photo.read_bytes(), repeat))
+        else:
+            name = photo.name if distinct else photos[(n // 2) % len(photos)].name
+            if not (folder / name).exists():
+                (folder / name).write_bytes((DATA / "large" / name).read_bytes())
+        rows.append((f"{'B' if distinct else 'D'}-{n:06d}", f"Product {n}", name))
+    path = folder / "products.csv"
+    with path.open("w", newline="", encoding="utf-8") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(["sku", "title", "image_path"])
+        writer.writerows(rows)
+    started = time.perf_counter()
+    run = import_file(path=path, images_dir=folder)
+    elapsed = time.perf_counter() - started
+    return {
+        "images": count,
+        "images_failed": run.images_failed,
+        "seconds": round(elapsed, 2),
+        "images_per_s": round(count / elapsed, 1),
+    }
+
+
+def _worker_command(extra: str) -> list[str]:
+    # As the README's production section starts it (no flags needed).
+    return [str(ROOT / ".venv" / "bin" / "celery"), "-A", "config", "worker", *extra.split()]
+
+
+def _fake_server(latency: float) -> tuple[subprocess.Popen, str]:
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tests.fake_openai", "--latency", str(latency)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    url = server.stdout.readline().strip()
+    return server, url
+
+
+def _stats(url: str) -> dict:
+    stats_url = url.rsplit("/v1", 1)[0] + "/stats"  # the local fake server only
+    with urllib.request.urlopen(stats_url, timeout=5) as response:  # noqa: S310
+        return json.loads(response.read())
+
+
+def _proc_tree(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True)
+    return [pid, *[int(p) for p in out.stdout.split()]]
+
+
+def _cpu_s(pids: list[int]) -> float:
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime + stime
+    return total / ticks
+
+
+def _rss_mb(pids: list[int]) -> list[float]:
+    sizes = []
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    sizes.append(round(int(line.split()[1]) / 1024, 1))
+        except FileNotFoundError:
+            continue
+    return sizes
+
+
+def _xacts() -> int:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT xact_commit + xact_rollback FROM pg_stat_database"
+            " WHERE datname = current_database()"
+        )
+        return cursor.fetchone()[0]
+
+
+def _annotate_once(env: dict, args, products, url: str) -> dict:
+    from annotator.models import Annotation, AnnotationBatch
+    from annotator.services import annotation_batch_create
+    from catalog.models import Product
+
+    Annotation.objects.all().delete()
+    AnnotationBatch.objects.all().delete()
+    Product.objects.update(status="pending")
+    log = open(Path(env["LOUPE_VAR_DIR"]) / "worker.log", "w")  # noqa: SIM115
+    worker = subprocess.Popen(
+        _worker_command(args.worker_args),
+        cwd=ROOT,
+        env={**env, "ANNOTATOR_BASE_URL": url},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        time.sleep(6)  # the worker and its pool processes start
+        pids = _proc_tree(worker.pid)
+        cpu_before, xacts_before = _cpu_s(pids), _xacts()
+        served_before = _stats(url)["served"]
+        started = time.perf_counter()
+        batch = annotation_batch_create(products=products, description="bench")
+        rss_peak: list[float] = []
+        while Annotation.objects.filter(batch=batch).count() < batch.total:
+            time.sleep(0.2)
+            sizes = _rss_mb(_proc_tree(worker.pid))
+            if sum(sizes) > sum(rss_peak):
+                rss_peak = sizes
+        elapsed = time.perf_counter() - started
+        cpu = _cpu_s(_proc_tree(worker.pid)) - cpu_before
+        xacts = _xacts() - xacts_before
+        stats = _stats(url)
+        count = batch.total
+        tokens = [a for a in Annotation.objects.values_list("input_tokens", flat=True) if a]
+        return {
+            "images_per_s": round(count / elapsed, 1),
+            "worker_cpu_ms_per_image": round(cpu * 1000 / count, 1),
+            "worker_rss_mb_per_process": rss_peak,
+            "worker_rss_mb_total": round(sum(rss_peak), 1),
+            "server_max_in_flight": stats["in_flight_max"],
+            "provider_calls": stats["served"] - served_before,
+            "db_transactions_per_image": round(xacts / count, 2),
+            "input_tokens_per_request": round(statistics.mean(tokens)) if tokens else 0,
+        }
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        log.close()
+
+
+def _message(jpeg: bytes) -> list[dict]:
+    import base64
+
+    url = "data:image/jpeg;base64," + base64.b64encode(jpeg).decode()
+    return [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "Tag this product as JSON."},
+                {"type": "image_url", "image_url": {"url": url}},
+            ],
+        }
+    ]
+
+
+def _naive(url: str, images: list[bytes], concurrency: int = 10) -> dict:
+    """A minimal client: asyncio + the OpenAI SDK, one call per image, nothing stored."""
+    import openai
+
+    async def run() -> None:
+        client = openai.AsyncOpenAI(base_url=url, api_key="sk-bench", max_retries=0)
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one(jpeg: bytes) -> None:
+            async with gate:
+                await client.chat.completions.create(model="gpt-4o-mini", messages=_message(jpeg))
+
+        await asyncio.gather(*(one(jpeg) for jpeg in images))
+        await client.close()
+
+    return _timed(lambda: asyncio.run(run()), len(images))
+
+
+def _naive_threads(url: str, images: list[bytes], concurrency: int) -> dict:
+    """The same calls from a thread pool over one shared sync client (the
+    model the worker uses), to compare the client-side cost of the two."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import openai
+
+    client = openai.OpenAI(base_url=url, api_key="sk-bench", max_retries=0)
+
+    def one(jpeg: bytes) -> None:
+        client.chat.completions.create(model="gpt-4o-mini", messages=_message(jpeg))
+
+    def run() -> None:
+        with ThreadPoolExecutor(concurrency) as pool:
+            list(pool.map(one, images))
+
+    return _timed(run, len(images))
+
+
+def _timed(run: Callable[[], None], count: int) -> dict:
+    cpu, wall = time.process_time(), time.perf_counter()
+    run()
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    return {
+        "images_per_s": round(count / wall, 1),
+        "cpu_ms_per_image": round(cpu * 1000 / count, 2),
+    }
+
+
+def _prepare_profile(images: list[bytes]) -> dict:
+    """Where the worker's CPU goes: preparing one stored photo for the model."""
+    from django.conf import settings
+
+    from annotator.imaging import prepare_image
+
+    times = []
+    for data in images[:50]:
+        began = time.process_time()
+        prepare_image(data, max_side=settings.ANNOTATOR_IMAGE_MAX_SIDE)
+        times.append((time.process_time() - began) * 1000)
+    return {"prepare_image_cpu_ms_median": round(statistics.median(times), 1)}
+
+
+def _at_latency(latency: float, args, env: dict) -> dict:
+    from django.conf import settings
+
+    from annotator.imaging import prepare_image
+    from catalog.models import Product, ProductImage
+
+    server, url = _fake_server(latency)
+    try:
+        products = Product.objects.filter(sku__startswith="B-")
+        runs = [_annotate_once(env, args, products, url) for _ in range(args.repeat)]
+        stored, prepared = [], []
+        for image in ProductImage.objects.filter(product__in=products).order_by("id"):
+            with image.file.open("rb") as stream:
+                stored.append(stream.read())
+            prepared.append(prepare_image(stored[-1], max_side=settings.ANNOTATOR_IMAGE_MAX_SIDE))
+        prepared = prepared[: args.naive_images]
+        naive = [_naive(url, prepared) for _ in range(args.repeat)]
+        naive_32 = _naive(url, prepared, concurrency=args.concurrency)
+        threads = _naive_threads(url, prepared, args.concurrency)
+        profile = _prepare_profile(stored)
+    finally:
+        server.terminate()
+        server.wait()
+    median = {
+        key: statistics.median(r[key] for r in runs)
+        if isinstance(runs[0][key], (int, float))
+        else runs[-1][key]
+        for key in runs[0]
+    }
+    naive_rate = statistics.median(n["images_per_s"] for n in naive)
+    return {
+        "latency_s": latency,
+        "median": median,
+        "runs": runs,
+        "naive_client_images_per_s": round(naive_rate, 1),
+        "naive_client_cpu_ms_per_image": statistics.median(n["cpu_ms_per_image"] for n in naive),
+        "ratio_to_naive": round(median["images_per_s"] / naive_rate, 2),
+        "call_models_no_database": {
+            f"asyncio_{args.concurrency}": naive_32,
+            f"threads_{args.concurrency}_one_sync_client": threads,
+        },
+        "profile": profile,
+        "loadavg": os.getloadavg(),
+    }
+
+
+def _dedupe_run(workdir: Path, photos: list[Path], args, env: dict) -> dict:
+    """Half the products share their photo with another one, byte for byte."""
+    from catalog.models import Product
+
+    count = min(args.images, 2 * len(photos))
+    _intake(workdir, photos, count, distinct=False)
+    server, url = _fake_server(0.18)
+    try:
+        run = _annotate_once(env, args, Product.objects.filter(sku__startswith="D-"), url)
+    finally:
+        server.terminate()
+        server.wait()
+    from annotator.models import Annotation
+
+    return {
+        "products": count,
+        "provider_calls": run["provider_calls"],
+        "reused": Annotation.objects.filter(reused_from__isnull=False).count(),
+        "images_per_s": run["images_per_s"],
+    }
+
+
+def _old_prompt_tokens() -> int:
+    """chars/4 of the system prompt as rendered before the compact taxonomy block."""
+    from annotator.pipeline import prompt_active
+    from annotator.prompts import prompt_tokens_estimate
+    from catalog.taxonomy.vocabulary import vocabulary_current
+
+    vocabulary = vocabulary_current()
+    lines = ["Categories (Top > ... > Subcategory):"]
+    lines += sorted(term.path for term in vocabulary.leaves)
+    for code, values in vocabulary.attributes.items():
+        lines += ["", f"Allowed {code} values: " + ", ".join(v.name for v in values)]
+    system = prompt_active().system_prompt.replace("{taxonomy}", "\n".join(lines))
+    return prompt_tokens_estimate(system) + prompt_tokens_estimate("Product title: Product 1")
+
+
+if __name__ == "__main__":
+    main()
