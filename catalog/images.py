@@ -24,7 +24,7 @@ from urllib.parse import quote, urljoin, urlsplit
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, UnidentifiedImageError
 
 from catalog.models import ProductImage
 from catalog.renditions import (
@@ -349,10 +349,9 @@ def fetch_url(url: str) -> bytes:
     Each hop (the URL and every redirect) is validated from scratch and fetched from the exact
     addresses validated. Raises ImageError with a reason a user can act on.
     """
-    connect_timeout = settings.IMAGE_FETCH_CONNECT_TIMEOUT
-    # One budget for the whole fetch, redirects included, so a slow-drip server cannot hold
-    # the worker beyond it whatever the per-read timeout.
-    budget = connect_timeout + 2 * settings.IMAGE_FETCH_READ_TIMEOUT
+    # One budget for the whole fetch (DNS, connect, redirects, body), so a slow-drip server
+    # cannot hold the worker beyond it whatever the per-read timeout.
+    budget = settings.IMAGE_FETCH_DEADLINE
     deadline = time.monotonic() + budget
     max_redirects = settings.IMAGE_FETCH_MAX_REDIRECTS
     for _ in range(max_redirects + 1):
@@ -432,15 +431,66 @@ def _flatten_to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+# Rows converted to RGB at a time when reducing a large image: the working copies stay a few
+# megabytes whatever the image's mode, so decoding needs the decoded image plus little more.
+_BAND_PIXELS = 1_000_000
+# Modes whose box average means the same before and after the RGB conversion; the others
+# (transparency composited over white, 16-bit scaling, palettes) are converted first.
+_REDUCE_FIRST_MODES = frozenset({"RGB", "L", "CMYK"})
+_ORIENTATION_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+def _draft_size(size: tuple[int, int], max_side: int) -> tuple[int, int]:
+    """Twice the stored size, same aspect: what a JPEG may be decoded at (DCT scaling)."""
+    width, height = size
+    ratio = min(1.0, 2 * max_side / max(width, height))
+    return max(1, round(width * ratio)), max(1, round(height * ratio))
+
+
+def _reduced_rgb(image: Image.Image, max_side: int) -> Image.Image:
+    """`image` as 8-bit RGB, box-reduced by the largest whole factor that keeps its longest
+    side at least `max_side` (a box reduce averages every pixel, so the LANCZOS pass after it
+    only has a small step left to make).
+
+    Converted band by band, so no second full-size copy is ever made: a 59 MP PNG then needs
+    its decoded pixels plus a few MB, instead of three or four full-size copies.
+    """
+    width, height = image.size
+    factor = max(1, max(width, height) // max_side)
+    if factor == 1 and width * height <= _BAND_PIXELS:
+        return _flatten_to_rgb(image)
+    if factor > 1 and image.mode in _REDUCE_FIRST_MODES and "transparency" not in image.info:
+        return _flatten_to_rgb(image.reduce(factor))  # no band copies needed
+    rows = max(factor, _BAND_PIXELS // width // factor * factor)
+    reduced = Image.new("RGB", (-(-width // factor), -(-height // factor)), (255, 255, 255))
+    for top in range(0, height, rows):
+        band = _flatten_to_rgb(image.crop((0, top, width, min(top + rows, height))))
+        if factor > 1:
+            band = band.reduce(factor)
+        reduced.paste(band, (0, top // factor))
+    return reduced
+
+
 def normalise_image(data: bytes) -> NormalisedImage:
     """Decode `data` fully and return its facts plus a bounded RGB JPEG copy.
 
-    Refuses non-images, unsupported formats, truncated data and decompression bombs.
+    Refuses non-images, unsupported formats, truncated data and decompression bombs. Memory
+    stays near the size of the decoded pixels: JPEGs decode at a reduced scale (draft), other
+    formats are reduced band by band before any conversion (see bench/image_memory_bench.py).
     """
     if ImageFile.LOAD_TRUNCATED_IMAGES:
         # Truncated files must fail, not be stored as half-grey images: a bug elsewhere.
         raise RuntimeError("PIL.ImageFile.LOAD_TRUNCATED_IMAGES must stay False")
     limit = _pixel_limit()
+    max_side = settings.IMAGE_STORE_MAX_SIDE
     try:
         opened = Image.open(io.BytesIO(data), formats=_FORMATS)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -457,22 +507,31 @@ def normalise_image(data: bytes) -> NormalisedImage:
             raise _bomb_error((width, height), limit)
         try:
             opened.seek(0)  # animated GIF/WebP/multi-page TIFF: the first frame
+            opened.draft(None, _draft_size(opened.size, max_side))  # JPEG only; else no-op
             opened.load()
-            image = ImageOps.exif_transpose(opened)
+            orientation = opened.getexif().get(0x0112, 1)  # read after load: PNG keeps it late
+            # The colour profile is only true of the pixels it came with; after a mode
+            # conversion (CMYK, palette...) it would describe the wrong colour space.
+            icc_profile = opened.info.get("icc_profile") if opened.mode == "RGB" else None
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise _bomb_error((width, height), limit) from None
         except _DECODE_ERRORS as exc:
             raise ImageError("image data is truncated or corrupt") from exc
+        try:
+            rgb = _reduced_rgb(opened, max_side)
+        except ValueError as exc:
+            raise ImageError(f"unsupported colour mode {opened.mode}") from exc
 
-    width, height = image.size
-    # The colour profile is only true of the pixels it came with; after a mode conversion
-    # (CMYK, palette...) it would describe the wrong colour space.
-    icc_profile = image.info.get("icc_profile") if image.mode == "RGB" else None
-    try:
-        rgb = _flatten_to_rgb(image)
-    except ValueError as exc:
-        raise ImageError(f"unsupported colour mode {image.mode}") from exc
-    max_side = settings.IMAGE_STORE_MAX_SIDE
+    transpose = _ORIENTATION_TRANSPOSE.get(orientation)
+    if transpose is not None:
+        rgb = rgb.transpose(transpose)
+        if transpose in {
+            Image.Transpose.TRANSPOSE,
+            Image.Transpose.TRANSVERSE,
+            Image.Transpose.ROTATE_90,
+            Image.Transpose.ROTATE_270,
+        }:
+            width, height = height, width
     rgb.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
     output = io.BytesIO()
     rgb.save(output, "JPEG", quality=_JPEG_QUALITY, optimize=False, icc_profile=icc_profile)

@@ -456,3 +456,11 @@ def import_run_execute_stored(*, run: ImportRun) -> ImportRun:
             images_root=Path(root) if root else None,
             allow_paths=bool(root),
         )
+
+
+def import_run_fail(*, run_id: int, reason: str) -> None:
+    """End a run that was stopped from outside (a time limit, a crash) as failed with the
+    reason. A run already finished keeps its outcome."""
+    ImportRun.objects.filter(pk=run_id).exclude(
+        status__in=[ImportRun.Status.DONE, ImportRun.Status.FAILED]
+    ).update(status=ImportRun.Status.FAILED, message=reason[:500], finished_at=timezone.now())

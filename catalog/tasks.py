@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from celery import shared_task
+from celery import Task, shared_task
+from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
+from django.conf import settings
 
 from catalog import importers
 from catalog.intake import HostBusy, image_intake_requeue_stale, image_intake_run
@@ -15,14 +17,40 @@ HOST_BUSY_DELAY = 0.5
 HOST_BUSY_RETRIES = 1200
 
 
-@shared_task(acks_late=True)
+def _time_limit_reason(exc: BaseException) -> str | None:
+    """The run's message when a Celery time limit stopped it, else None."""
+    if isinstance(exc, SoftTimeLimitExceeded):
+        seconds = settings.CELERY_TASK_SOFT_TIME_LIMIT
+    elif isinstance(exc, TimeLimitExceeded):
+        seconds = settings.CELERY_TASK_TIME_LIMIT
+    else:
+        return None
+    return (
+        f"the import took longer than {seconds} s and was stopped; "
+        "rows imported before that are kept"
+    )
+
+
+class ImportTask(Task):
+    def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:
+        """Past the hard time limit the pool kills the child process, so the task body never
+        sees it: Celery calls this in the worker's main process instead."""
+        reason = _time_limit_reason(exc) or f"the import stopped on an unexpected error: {exc!r}"
+        importers.import_run_fail(run_id=args[0] if args else kwargs["run_id"], reason=reason)
+
+
+@shared_task(base=ImportTask, acks_late=True)
 def import_run_execute(run_id: int) -> None:
     """Execute a browser upload. Idempotent: imports upsert by SKU, so a
-    redelivery after a killed worker re-runs safely; a finished run is skipped."""
+    redelivery after a killed worker re-runs safely; a finished run is skipped.
+    A run stopped by a time limit ends `failed` with the reason."""
     run = ImportRun.objects.filter(pk=run_id).first()
     if run is None or run.is_finished:
         return
-    importers.import_run_execute_stored(run=run)
+    try:
+        importers.import_run_execute_stored(run=run)
+    except SoftTimeLimitExceeded as exc:
+        importers.import_run_fail(run_id=run_id, reason=_time_limit_reason(exc) or "")
 
 
 @shared_task(bind=True, acks_late=True, max_retries=HOST_BUSY_RETRIES)

@@ -3,6 +3,7 @@
 import os
 
 from celery import Celery
+from celery.signals import before_task_publish
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -15,3 +16,15 @@ app.autodiscover_tasks()
 def health(token: str) -> str:
     """Round-trip check: a worker echoes the token back through the result store."""
     return token
+
+
+@before_task_publish.connect
+def worker_decides_time_limits(headers: dict | None = None, **kwargs) -> None:
+    """Let the worker's CELERY_TASK_(SOFT_)TIME_LIMIT apply, not the publisher's.
+
+    Celery copies the publishing process's defaults into every message, and a worker obeys
+    the message over its own settings: limits set on the workers only never fired. No task
+    here sets a limit of its own, so the message carries none.
+    """
+    if headers is not None and "timelimit" in headers:
+        headers["timelimit"] = [None, None]

@@ -42,7 +42,7 @@ from pydantic import (
 BOOLEAN = "a boolean (1/0, true/false, yes/no, on/off)"
 COMMA_LIST = "a comma-separated list"
 # Fields parsed from "a,b,c" rather than taken as text.
-LIST_FIELDS = {"ALLOWED_HOSTS", "CSRF_TRUSTED_ORIGINS", "IMAGE_FETCH_ALLOWED_HOSTS"}
+LIST_FIELDS = {"ALLOWED_HOSTS", "CSRF_TRUSTED_ORIGINS", "IMAGE_FETCH_ALLOWED_HOSTS", "CSP_IMG_SRC"}
 
 
 def var(default: Any, expected: str, **constraints: Any) -> Any:
@@ -91,16 +91,32 @@ class Environment(BaseModel):
     SESSION_COOKIE_SECURE: bool | None = var(None, BOOLEAN)
     CSRF_COOKIE_SECURE: bool | None = var(None, BOOLEAN)
     SECURE_HSTS_SECONDS: int | None = var(None, "a whole number of seconds (0 or more)", ge=0)
-    SECURE_HSTS_PRELOAD: bool | None = var(None, BOOLEAN)
+    # includeSubDomains and preload promise HTTPS for every subdomain: opt-in.
+    SECURE_HSTS_INCLUDE_SUBDOMAINS: bool = var(False, BOOLEAN)
+    SECURE_HSTS_PRELOAD: bool = var(False, BOOLEAN)
     SECURE_PROXY_SSL_HEADER: str = var(
         "X-Forwarded-Proto",
         "an HTTP header name such as X-Forwarded-Proto, or empty to trust no proxy header",
     )
 
+    # --- Login throttling and Content-Security-Policy ------------------------------------
+    LOGIN_FAILURE_LIMIT: int = var(5, _positive("whole number of failed logins"), gt=0)
+    LOGIN_COOLOFF_MINUTES: float = var(
+        15.0, _positive("number of minutes"), gt=0, allow_inf_nan=False
+    )
+    LOGIN_CLIENT_IP_HEADER: str = var(
+        "",
+        "a request.META header key such as HTTP_X_FORWARDED_FOR, or empty for REMOTE_ADDR",
+        pattern=r"^([A-Z][A-Z0-9_]*)?$",
+    )
+    CSP_IMG_SRC: list[str] = var([], f"{COMMA_LIST} of image origins, e.g. https://cdn.example.com")
+
     # --- Celery ------------------------------------------------------------------------------
     REDIS_URL: str = var("", "a Redis URL such as redis://host:6379/0 (or rediss://, unix://)")
     CELERY_QUEUE_DIR: Path | None = var(None, "a folder path")
-    CELERY_TASK_SOFT_TIME_LIMIT: int = var(600, "a whole number of seconds greater than 0", gt=0)
+    CELERY_TASK_SOFT_TIME_LIMIT: int = var(
+        600, "a whole number of seconds (0 = no soft limit, only the hard one)", ge=0
+    )
     CELERY_TASK_TIME_LIMIT: int = var(660, "a whole number of seconds greater than 0", gt=0)
     CELERY_IMAGE_QUEUE: str = var("images", "a queue name", min_length=1)
 
@@ -111,6 +127,9 @@ class Environment(BaseModel):
     )
     IMAGE_FETCH_READ_TIMEOUT: float = var(
         15.0, _positive("number of seconds"), gt=0, allow_inf_nan=False
+    )
+    IMAGE_FETCH_DEADLINE: float = var(
+        20.0, _positive("number of seconds"), gt=0, allow_inf_nan=False
     )
     IMAGE_FETCH_MAX_BYTES: int = var(25 * 1024 * 1024, _positive("whole number of bytes"), gt=0)
     IMAGE_FETCH_MAX_REDIRECTS: int = var(5, "a whole number (0 or more)", ge=0)
@@ -219,7 +238,7 @@ class Environment(BaseModel):
         found = []
         if not self.DEBUG and not self.SECRET_KEY.get_secret_value():
             found.append("SECRET_KEY: must be set when DEBUG is off (a long random string)")
-        if self.CELERY_TASK_SOFT_TIME_LIMIT >= self.CELERY_TASK_TIME_LIMIT:
+        if 0 < self.CELERY_TASK_TIME_LIMIT <= self.CELERY_TASK_SOFT_TIME_LIMIT:
             found.append(
                 "CELERY_TASK_SOFT_TIME_LIMIT: expected fewer seconds than CELERY_TASK_TIME_LIMIT "
                 f"({self.CELERY_TASK_TIME_LIMIT}), got {self.CELERY_TASK_SOFT_TIME_LIMIT}"

@@ -45,9 +45,23 @@ def browser() -> Iterator:
         browser.close()
 
 
+def is_csp_violation(message) -> bool:
+    return message.type == "error" and "Content Security Policy" in message.text
+
+
 @pytest.fixture
-def new_page(browser, live_server):
-    """Open a page in a fresh context; `new_page(user)` logs in through the real form."""
+def csp_violations() -> list[str]:
+    """Console reports of Content-Security-Policy violations on every page opened."""
+    return []
+
+
+@pytest.fixture
+def new_page(browser, live_server, csp_violations):
+    """Open a page in a fresh context; `new_page(user)` logs in through the real form.
+
+    Every browser test also checks that nothing on its pages broke the CSP: a violation
+    in the console fails the test at teardown.
+    """
     contexts = []
 
     def open_page(user=None):
@@ -55,6 +69,12 @@ def new_page(browser, live_server):
         context.set_default_timeout(5000)
         contexts.append(context)
         page = context.new_page()
+        page.on(
+            "console",
+            lambda message: (
+                csp_violations.append(message.text) if is_csp_violation(message) else None
+            ),
+        )
         if user is not None:
             login(page, user.username)
         return page
@@ -66,6 +86,7 @@ def new_page(browser, live_server):
             # database is being reset for the next test helps nobody.
             page.evaluate("navigator.sendBeacon = () => true")
         context.close()
+    assert csp_violations == [], "the Content-Security-Policy blocked something"
 
 
 def login(page, username: str, password: str = PASSWORD) -> None:

@@ -6,6 +6,7 @@ import io
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
+from django.core.management.base import CommandError
 from PIL import Image, ImageStat
 
 from accounts import roles
@@ -215,3 +216,23 @@ def test_demo_command_with_demo_password_does_not_echo_it(monkeypatch):
     assert "Demo logins (password: the value of DEMO_PASSWORD)" in out.getvalue()
     assert get_user_model().objects.get(username="manager").check_password("chosen-pass-789")
     assert not Product.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("password", "reason"),
+    [
+        ("a", "This password is too short. It must contain at least 8 characters."),
+        ("password", "This password is too common."),
+    ],
+)
+def test_demo_command_refuses_a_password_the_validators_refuse(monkeypatch, password, reason):
+    monkeypatch.setenv("DEMO_PASSWORD", password)
+
+    with pytest.raises(CommandError) as refused:
+        call_command("demo", no_catalog=True, stdout=io.StringIO())
+
+    assert str(refused.value).startswith("DEMO_PASSWORD is refused: ")
+    assert reason in str(refused.value)
+    assert str(refused.value).endswith("Nothing was changed.")
+    assert not get_user_model().objects.exists()

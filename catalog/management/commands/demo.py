@@ -5,7 +5,8 @@ catalogue whose images the project draws itself. Safe to run again: users are
 only created when missing and products are upserted by SKU.
 
 DEMO_PASSWORD (environment) chooses the demo users' password and is set again
-on every run; without it, new users get a random password printed once.
+on every run (it must pass AUTH_PASSWORD_VALIDATORS); without it, new users get a
+random password printed once.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import os
 from pathlib import Path
 
 from django.conf import settings
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.demo import demo_users_ensure
@@ -43,6 +46,14 @@ class Command(BaseCommand):
 
     def _users(self) -> None:
         chosen = os.environ.get("DEMO_PASSWORD") or None
+        if chosen is not None:
+            # The demo includes a superuser: its password passes the same validators as any.
+            try:
+                validate_password(chosen)
+            except ValidationError as exc:
+                raise CommandError(
+                    "DEMO_PASSWORD is refused: " + " ".join(exc.messages) + " Nothing was changed."
+                ) from None
         logins, generated = demo_users_ensure(password=chosen)
         if chosen is None and generated is None:
             self.stdout.write(
