@@ -65,6 +65,7 @@ class ImportReport:
     rows_unchanged: int = 0
     images_ready: int = 0
     images_failed: int = 0
+    images_queued: int = 0
     errors: list[RowError] = field(default_factory=list)
     rows_failed: int = 0
 
@@ -280,11 +281,14 @@ def import_rows(
     images_root: Path | None = None,
     allow_paths: bool = True,
     progress: Callable[[int], None] | None = None,
+    queue_images: bool = False,
 ) -> ImportReport:
-    """Import parsed records; the core shared by the CLI and the worker.
+    """Import parsed records; the core shared by the CLI, the worker and the API.
 
     `path_base` resolves relative image paths (CLI); `images_root` confines
-    them to one folder (uploads); `allow_paths=False` refuses them."""
+    them to one folder (uploads); `allow_paths=False` refuses them. With
+    `queue_images` the images are handed to workers after the chunk commits
+    instead of being fetched here (the API must answer fast)."""
     report = ImportReport()
 
     def valid_rows() -> Iterator[ProductRow]:
@@ -304,6 +308,11 @@ def import_rows(
         with transaction.atomic():
             products = _upsert_products(chunk, report)
             to_fetch = _sync_images(chunk, products, path_base)
+            if queue_images:
+                report.images_queued += images_queue(
+                    image_ids=[image.pk for _, image in to_fetch], images_root=images_root
+                )
+                to_fetch = []
         # Images are fetched outside the chunk's transaction: slow networks
         # must not hold database locks, and a failed image keeps its product.
         for row, image in to_fetch:
@@ -325,6 +334,17 @@ def import_rows(
         if progress:
             progress(len(chunk))
     return report
+
+
+def images_queue(*, image_ids: list[int], images_root: Path | None = None) -> int:
+    """Hand images to the workers once the caller's transaction commits; the
+    one place an importer enqueues image work."""
+    from catalog import tasks
+
+    if image_ids:
+        root = str(images_root) if images_root else None
+        transaction.on_commit(lambda: tasks.images_fetch.delay(image_ids, root))
+    return len(image_ids)
 
 
 def _open_text(binary: IO[bytes]) -> IO[str]:

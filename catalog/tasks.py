@@ -14,3 +14,17 @@ def import_run_execute(run_id: int) -> None:
     if run is None or run.is_finished:
         return
     importers.import_run_execute_stored(run=run)
+
+
+@shared_task(acks_late=True)
+def images_fetch(image_ids: list[int], images_root: str | None = None) -> None:
+    """Fetch images an import queued. Idempotent: ready images are skipped."""
+    from pathlib import Path
+
+    from catalog.images import product_image_fetch
+    from catalog.models import ProductImage
+
+    for image in ProductImage.objects.filter(pk__in=image_ids).exclude(
+        status=ProductImage.Status.READY
+    ):
+        product_image_fetch(image=image, images_dir=Path(images_root) if images_root else None)

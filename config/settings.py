@@ -54,6 +54,8 @@ INSTALLED_APPS = [
     "review",
     "tuning",
     "reports",
+    "api",
+    "ninja",  # serves the API docs page's JS/CSS from static files, no CDN
 ]
 
 MIDDLEWARE = [
@@ -284,7 +286,16 @@ REVIEW_AUDIT_RATE = env.REVIEW_AUDIT_RATE
 # Periodic jobs (run `celery -A config beat` once per deployment; `make run`
 # embeds it in the worker with -B).
 CELERY_BEAT_SCHEDULE = {
+    "webhooks-sweep": {"task": "api.tasks.webhooks_sweep", "schedule": 60.0},
     "requeue-stale-annotations": {"task": "annotator.tasks.requeue_stale", "schedule": 600.0},
     "reports-rollup-recent": {"task": "reports.rollup_recent", "schedule": 300.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+
+# --- API and webhooks -----------------------------------------------------------
+# Requests a minute per API token (per user for browser sessions); 0 disables.
+API_RATE_LIMIT = env.API_RATE_LIMIT
+WEBHOOK_TIMEOUT = env.WEBHOOK_TIMEOUT  # seconds, connect and read
+WEBHOOK_BACKOFF_BASE = env.WEBHOOK_BACKOFF_BASE  # first retry, seconds
+WEBHOOK_RETRY_HOURS = env.WEBHOOK_RETRY_HOURS
+WEBHOOK_DISABLE_AFTER_DAYS = env.WEBHOOK_DISABLE_AFTER_DAYS
