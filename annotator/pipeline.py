@@ -31,7 +31,8 @@ from annotator.prompts import render_system_prompt, render_user_prompt
 from annotator.providers.base import AnnotationRequest, ProviderError
 from annotator.routing import Served, annotate_routed, arm_model
 from annotator.schema import ATTRIBUTE_CODES, AnnotationOut, strict_json_schema
-from catalog.models import Product, ProductImage
+from catalog.events import product_event_record
+from catalog.models import Product, ProductEvent, ProductImage
 from catalog.taxonomy.vocabulary import CategoryTerm, Vocabulary, vocabulary_current
 
 log = logging.getLogger(__name__)
@@ -453,6 +454,7 @@ def _store(
         **_product_update(annotation), version=F("version") + 1
     )
     AnnotationLease.objects.filter(product_id=product.pk).delete()
+    _events_record(annotation=annotation, batch=batch)
     _log(annotation)
     return annotation
 
@@ -494,6 +496,10 @@ def annotations_store(
         Product.objects.bulk_update(accepted, [*base, "category_id", "attributes", "tags"])
         Product.objects.bulk_update(others, base)
         AnnotationLease.objects.filter(product_id__in=[a.product_id for a in annotations]).delete()
+        for annotation in annotations:
+            _events_record(annotation=annotation, batch=None)
+        if batch_id and annotations:
+            batch_completion_record(batch=AnnotationBatch.objects.get(pk=batch_id))
     for annotation in annotations:
         _log(annotation)
     return [annotation.product_id for annotation in annotations]
@@ -509,6 +515,50 @@ def _log(annotation: Annotation) -> None:
         annotation.latency_ms,
         annotation.reused_from_id or "-",
     )
+
+
+def _events_record(*, annotation: Annotation, batch: AnnotationBatch | None) -> None:
+    """The outbox rows for this outcome, in the same transaction as it."""
+    if annotation.route == Annotation.Route.AUTO_ACCEPTED:
+        product_event_record(
+            kind=ProductEvent.Kind.PRODUCT_ACCEPTED,
+            product_id=annotation.product_id,
+            data={"decided_by": "auto"},
+        )
+    elif annotation.route == Annotation.Route.FAILED:
+        product_event_record(
+            kind=ProductEvent.Kind.PRODUCT_FAILED,
+            product_id=annotation.product_id,
+            data={"error": annotation.error},
+        )
+    if batch is None:
+        return
+    batch_completion_record(batch=batch)
+
+
+# Stores of one batch that may be uncommitted at the same moment. Only a store
+# this close to the end takes the batch row lock, so workers do not queue on
+# it for the rest of the batch; api's periodic sweep catches the rare miss.
+COMPLETION_WINDOW = 64
+
+
+def batch_completion_record(*, batch: AnnotationBatch, near_end_only: bool = True) -> bool:
+    """Record `annotation_batch.completed` once, in the transaction of the
+    batch's last annotation. Returns True when this call recorded it."""
+    if near_end_only:
+        done = Annotation.objects.filter(batch_id=batch.pk).count()  # index-only
+        if done < batch.total - COMPLETION_WINDOW:
+            return False
+    # Under the lock the count sees every committed store: the last one wins.
+    locked = AnnotationBatch.objects.select_for_update().get(pk=batch.pk)
+    done = Annotation.objects.filter(batch=locked).count()
+    completed = ProductEvent.objects.filter(
+        kind=ProductEvent.Kind.BATCH_COMPLETED, batch_id=locked.pk
+    ).exists()
+    if done < locked.total or completed:
+        return False
+    product_event_record(kind=ProductEvent.Kind.BATCH_COMPLETED, batch_id=locked.pk)
+    return True
 
 
 def renormalise_latest(*, product: Product, rng: random.Random | None = None) -> Annotation | None:

@@ -343,6 +343,22 @@ def _get_once(target: _Target, deadline: float, budget: float) -> str | bytes:
     return result
 
 
+def public_target(url: str) -> _Target:
+    """The SSRF guard shared by image fetching and webhook delivery: check the
+    scheme and every address the host resolves to (IMAGE_FETCH_ALLOWED_HOSTS
+    excepted); connect only with `pinned_connection` to the addresses checked.
+    Raises ImageError with the reason."""
+    return _target(url)
+
+
+def pinned_connection(
+    target: _Target, *, connect_timeout: float, read_timeout: float
+) -> _PinnedHTTPConnection:
+    """An HTTP(S) connection that reaches only `target`'s validated addresses."""
+    connection_class = _PinnedHTTPSConnection if target.scheme == "https" else _PinnedHTTPConnection
+    return connection_class(target, connect_timeout=connect_timeout, read_timeout=read_timeout)
+
+
 def fetch_url(url: str) -> bytes:
     """GET an image over HTTP(S), refusing anything that reaches a non-public address.
 

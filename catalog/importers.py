@@ -285,7 +285,7 @@ def import_rows(
     run: ImportRun | None = None,
     queue_images: bool = True,
 ) -> ImportReport:
-    """Import parsed records; the core shared by the CLI and the worker.
+    """Import parsed records; the core shared by the CLI, the worker and the API.
 
     `path_base` resolves relative image paths (CLI); `images_root` confines
     them to one folder (uploads); `allow_paths=False` refuses them. With

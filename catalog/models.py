@@ -254,3 +254,43 @@ class TaxonomyChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_action_display()}: {self.subject}"
+
+
+class ProductEvent(models.Model):
+    """The outbox: one row per thing a shop may want to hear about, written in
+    the same transaction as the change that causes it, so a rolled-back change
+    leaves no event and a committed one always has its event. The api app
+    reads these rows and delivers them to webhooks."""
+
+    class Kind(models.TextChoices):
+        PRODUCT_ACCEPTED = "product.accepted", "Product accepted"
+        PRODUCT_REJECTED = "product.rejected", "Product rejected"
+        PRODUCT_FAILED = "product.failed", "Product failed"
+        BATCH_COMPLETED = "annotation_batch.completed", "Annotation batch completed"
+
+    event_id = models.UUIDField(unique=True, editable=False)
+    kind = models.CharField(max_length=40, choices=Kind.choices)
+    product = models.ForeignKey(
+        Product, null=True, blank=True, on_delete=models.SET_NULL, related_name="events"
+    )
+    # An annotation batch id (catalog knows nothing of the annotator's models).
+    batch_id = models.PositiveBigIntegerField(null=True, blank=True)
+    # What the cause knew ({"decided_by": "auto"|"reviewer", "action": ...}).
+    data = models.JSONField(default=dict, blank=True)
+    occurred_at = models.DateTimeField(db_index=True)
+    # Set once the event has been fanned out to the subscribed endpoints; the
+    # periodic sweep picks up rows still null (a lost enqueue loses nothing).
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(
+                fields=["id"],
+                condition=models.Q(dispatched_at__isnull=True),
+                name="product_event_undispatched",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} #{self.pk}"

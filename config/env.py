@@ -181,6 +181,19 @@ class Environment(BaseModel):
         'e.g. {"my-model": [0.2, 0.8]}',
     )
 
+    # --- API and webhooks -------------------------------------------------------------------
+    API_RATE_LIMIT: int = var(
+        600, "a whole number of requests a minute per token (0 = no limit)", ge=0
+    )
+    WEBHOOK_TIMEOUT: float = var(10.0, _positive("number of seconds"), gt=0, allow_inf_nan=False)
+    WEBHOOK_BACKOFF_BASE: float = var(
+        30.0, _positive("number of seconds"), gt=0, allow_inf_nan=False
+    )
+    WEBHOOK_RETRY_HOURS: float = var(24.0, _positive("number of hours"), gt=0, allow_inf_nan=False)
+    WEBHOOK_DISABLE_AFTER_DAYS: float = var(
+        3.0, _positive("number of days"), gt=0, allow_inf_nan=False
+    )
+
     @field_validator("CSRF_TRUSTED_ORIGINS")
     @classmethod
     def _origins_have_a_scheme(cls, origins: list[str]) -> list[str]:

@@ -57,6 +57,8 @@ INSTALLED_APPS = [
     "review",
     "tuning",
     "reports",
+    "api",
+    "ninja",  # serves the API docs page's JS/CSS from static files, no CDN
 ]
 
 MIDDLEWARE = [
@@ -357,6 +359,7 @@ REVIEW_AUDIT_RATE = env.REVIEW_AUDIT_RATE
 CELERY_BEAT_SCHEDULE = {
     "requeue-stale-annotations": {"task": "annotator.tasks.requeue_stale", "schedule": 60.0},
     "requeue-stale-images": {"task": "catalog.tasks.requeue_stale_images", "schedule": 600.0},
+    "webhooks-sweep": {"task": "api.tasks.webhooks_sweep", "schedule": 60.0},
     "reports-rollup-recent": {"task": "reports.rollup_recent", "schedule": 300.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
@@ -417,3 +420,11 @@ SILENCED_SYSTEM_CHECKS = ["security.W005", "security.W021"]
 
 # Images: one deadline for a whole fetch (connect, redirects, slow senders included).
 IMAGE_FETCH_DEADLINE = env.IMAGE_FETCH_DEADLINE
+
+# --- API and webhooks -----------------------------------------------------------
+# Requests a minute per API token (per user for browser sessions); 0 disables.
+API_RATE_LIMIT = env.API_RATE_LIMIT
+WEBHOOK_TIMEOUT = env.WEBHOOK_TIMEOUT  # seconds, connect and read
+WEBHOOK_BACKOFF_BASE = env.WEBHOOK_BACKOFF_BASE  # first retry, seconds
+WEBHOOK_RETRY_HOURS = env.WEBHOOK_RETRY_HOURS
+WEBHOOK_DISABLE_AFTER_DAYS = env.WEBHOOK_DISABLE_AFTER_DAYS

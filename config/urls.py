@@ -17,6 +17,7 @@ urlpatterns = [
     path("", include("review.urls")),
     path("reports/", include("reports.urls")),
     path("prompts/", include("tuning.urls")),
+    path("", include("api.urls")),
     path("admin/", admin.site.urls),
 ]
 

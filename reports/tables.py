@@ -15,6 +15,8 @@ from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from config.csv_cells import csv_cell
+
 # kind -> decimal places (None: not a number)
 PLACES = {
     "int": 0,
@@ -28,9 +30,6 @@ PLACES = {
     "text": None,
     "date": None,
 }
-
-
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass
@@ -102,11 +101,9 @@ def format_value(value: Any, kind: str, *, csv_form: bool = False) -> str:
     places = PLACES.get(kind)
     if places is None or isinstance(value, str):
         text = str(value)
-        if csv_form and text[:1] in FORMULA_STARTS:
-            # A username or category like "=HYPERLINK(..)" must not run as a
-            # formula when the file is opened in a spreadsheet.
-            text = "'" + text
-        return text
+        # A username or category like "=HYPERLINK(..)" must not run as a
+        # formula when the file is opened in a spreadsheet.
+        return csv_cell(text) if csv_form else text
     if kind == "pct":
         value = Decimal(str(value)) * 100
     number = _rounded(value, places)

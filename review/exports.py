@@ -22,6 +22,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from catalog.models import ProductImage
+from config.csv_cells import csv_cell
 from review.models import Correction, Decision
 from review.services import FIELDS
 
@@ -49,10 +50,6 @@ CSV_COLUMNS = (
     "decided_at",
 )
 LIST_SEPARATOR = "|"
-# A spreadsheet runs a cell that starts like a formula (OWASP "CSV injection");
-# titles and tags come from imported files, so such cells get a leading quote.
-# JSON Lines keeps every value exactly.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
@@ -178,14 +175,6 @@ def csv_record(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _cell(value: Any) -> Any:
-    if value is None:
-        return ""
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
-    return value
-
-
 class _Line:
     """A file-like object whose write returns the text: csv.writer as a
     line generator (the pattern Django documents for streaming CSV)."""
@@ -199,7 +188,7 @@ def csv_lines(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
     yield writer.writerow(CSV_COLUMNS)
     for row in rows:
         flat = csv_record(row)
-        yield writer.writerow([_cell(flat[name]) for name in CSV_COLUMNS])
+        yield writer.writerow([csv_cell(flat[name]) for name in CSV_COLUMNS])
 
 
 def _write(lines: Iterator[str], stream: IO[str]) -> int:

@@ -26,7 +26,8 @@ from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from annotator.models import Annotation
-from catalog.models import Product
+from catalog.events import product_event_record
+from catalog.models import Product, ProductEvent
 from catalog.taxonomy.vocabulary import Vocabulary, vocabulary_current
 from review.models import Claim, Correction, Decision
 
@@ -316,6 +317,15 @@ def decision_record(
     )
     if action != Decision.Action.REJECT:
         _corrections_record(decision=decision, annotation=annotation, before=before, after=after)
+    product_event_record(
+        kind=(
+            ProductEvent.Kind.PRODUCT_REJECTED
+            if action == Decision.Action.REJECT
+            else ProductEvent.Kind.PRODUCT_ACCEPTED
+        ),
+        product_id=product.pk,
+        data={"decided_by": "reviewer", "action": action, "decision_id": decision.pk},
+    )
     Claim.objects.filter(product=product).delete()
     return Outcome(decision, DONE_MESSAGES[action])
 

@@ -21,6 +21,9 @@ ALLOWED = {
     "import_detail": {"taxonomist", "manager", "superuser"},
     "taxonomy_tree": {"taxonomist", "superuser"},
     "admin:index": {"superuser"},
+    "token_list": {"tagger", "taxonomist", "manager", "superuser"},
+    "webhook_list": {"taxonomist", "manager", "superuser"},
+    "product_export": {"taxonomist", "manager", "superuser"},
 }
 
 
@@ -43,6 +46,9 @@ def pages(tmp_path):
         "import_detail": reverse("import_detail", args=[run.pk]),
         "taxonomy_tree": reverse("taxonomy_tree"),
         "admin:index": reverse("admin:index"),
+        "token_list": reverse("token_list"),
+        "webhook_list": reverse("webhook_list"),
+        "product_export": reverse("product_export") + "?format=csv",
     }
 
 

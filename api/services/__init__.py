@@ -1,0 +1,1 @@
+"""Services of the api app, split by noun: tokens, webhooks, exports."""
