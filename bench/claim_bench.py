@@ -87,6 +87,7 @@ def main() -> None:
                         product_id=claim.product_id,
                         version=claim.product.version,
                         action="skip",
+                        shown=claim.shown_token,
                     )
             except Exception as exc:  # noqa: BLE001 - reported in the JSON
                 errors.append(repr(exc))

@@ -48,6 +48,7 @@ def _claim_and_accept(reviewer) -> tuple[float, float]:
         product_id=claim.product_id,
         version=claim.product.version,
         action=Decision.Action.ACCEPT,
+        shown=claim.shown_token,
     )
     return (claimed - began) * 1000, (time.perf_counter() - claimed) * 1000
 

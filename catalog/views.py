@@ -41,6 +41,15 @@ def product_list(request: HtmxHttpRequest) -> HttpResponse:
     if request.GET.get("category", "").isdigit():
         category = Category.objects.filter(pk=request.GET["category"]).first()
     products = product_list_queryset(query=query, status=status, category=category)
+    # "N to review" on a batch page: the products that batch sent to review
+    # (the reverse relation: catalog imports nothing from annotator).
+    batch = request.GET.get("batch", "")
+    if batch.isdigit():
+        products = products.filter(
+            annotations__batch_id=int(batch), annotations__route="needs_review"
+        ).distinct()
+    else:
+        batch = ""
     before = request.GET.get("before", "")
     if before.isdigit():
         products = products.filter(id__lt=int(before))
@@ -55,6 +64,7 @@ def product_list(request: HtmxHttpRequest) -> HttpResponse:
         "is_first_page": not before,
         "filter_params": params.urlencode(),
         "query": query,
+        "batch": batch,
         "status": status,
         "category": category,
         "statuses": Product.Status.choices,

@@ -11,6 +11,7 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("health/", account_views.health, name="health"),
+    path("favicon.ico", account_views.favicon, name="favicon"),
     path("taxonomy/", include("catalog.taxonomy.urls")),
     path("", include("catalog.urls")),
     path("", include("annotator.urls")),

@@ -19,6 +19,10 @@ class Claim(models.Model):
     expires_at = models.DateTimeField(db_index=True)
     # Bulk mode claims a group at once; single mode leaves it blank.
     group = models.CharField(max_length=40, blank=True)
+    # A fresh random token per rendering of the item (of the group in bulk
+    # mode). The page sends it back only once the item is painted, so a
+    # decision without it was made on an item nobody saw: refused.
+    shown_token = models.CharField(max_length=32, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["reviewer", "expires_at"], name="claim_reviewer")]

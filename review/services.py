@@ -15,14 +15,15 @@ annotated) changes nothing and says so.
 
 from __future__ import annotations
 
+import secrets
 import statistics
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Exists, F, OuterRef, Q
+from django.db import connection, transaction
+from django.db.models import Count, Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from annotator.models import Annotation
@@ -37,6 +38,21 @@ DONE_MESSAGES = {"accept": "Accepted.", "edit": "Saved.", "reject": "Rejected."}
 
 class StaleSubmission(Exception):
     """The product changed since the reviewer loaded it; nothing was changed."""
+
+
+class NotShown(Exception):
+    """A decision for an item whose page was not on the reviewer's screen (the
+    token of its latest rendering is missing or out of date); nothing changed."""
+
+
+NOT_SHOWN_MESSAGE = (
+    "That key reached the server before this item was on your screen, so nothing was "
+    "saved. Look at the item and decide again."
+)
+
+
+def shown_token_new() -> str:
+    return secrets.token_urlsafe(16)
 
 
 class InvalidValues(Exception):
@@ -83,8 +99,10 @@ def review_item_claim(*, reviewer, exclude: list[int] | None = None) -> Claim | 
     """The reviewer's current item, or the oldest open one, leased to them."""
     held = claim_held(reviewer=reviewer)
     if held is not None and held.product.status == Product.Status.NEEDS_REVIEW:
+        # Shown again (a reload, an undo): the earlier rendering's token is void.
         held.expires_at = _lease_end()
-        held.save(update_fields=["expires_at"])
+        held.shown_token = shown_token_new()
+        held.save(update_fields=["expires_at", "shown_token"])
         return held
     # Items the reviewer skipped lately come last, not first again.
     skipped = Decision.objects.filter(
@@ -103,20 +121,63 @@ def review_item_claim(*, reviewer, exclude: list[int] | None = None) -> Claim | 
         )
         if product is None:
             return None
+        now = timezone.now()
+        # The reviewer's previous item, and an expired lease on this one. Only an
+        # expired lease may be replaced.
+        Claim.objects.filter(
+            Q(reviewer=reviewer, group="") | Q(product=product, expires_at__lte=now)
+        ).delete()
+        claim = _claim_insert(product=product, reviewer=reviewer, now=now)
+        if claim is not None:
+            return claim
         # The lease check above ran on the query's snapshot: a lease committed
         # by another reviewer while it ran (and their row lock released) is
-        # invisible to it. Now that the row is locked, look again.
-        if not _live_claims().filter(product=product).exists():
-            break
+        # invisible to it, but not to the insert, which found it: look further.
         passed_over.append(product.pk)
-    now = timezone.now()
-    Claim.objects.filter(reviewer=reviewer, group="").delete()
-    # Only an expired lease may be replaced; a live one here is a bug and
-    # must fail loudly (unique product) rather than be taken over.
-    Claim.objects.filter(product=product, expires_at__lte=now).delete()
-    return Claim.objects.create(
-        product=product, reviewer=reviewer, claimed_at=now, expires_at=_lease_end()
+
+
+def _claim_insert(*, product: Product, reviewer, now) -> Claim | None:
+    """INSERT .. ON CONFLICT DO NOTHING RETURNING id: the new claim, or None
+    when a live lease on the product exists. One statement where an existence
+    check and an insert would be two (a claim is on every review page)."""
+    claim = Claim(
+        product=product,
+        reviewer=reviewer,
+        claimed_at=now,
+        expires_at=_lease_end(),
+        shown_token=shown_token_new(),
     )
+    table = connection.ops.quote_name(Claim._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f'INSERT INTO {table} (product_id, reviewer_id, claimed_at, expires_at, "group",'  # noqa: S608 - table names from _meta
+            " shown_token) VALUES (%s, %s, %s, %s, '', %s)"
+            " ON CONFLICT (product_id) DO NOTHING RETURNING id",
+            [
+                product.pk,
+                reviewer.pk,
+                connection.ops.adapt_datetimefield_value(claim.claimed_at),
+                connection.ops.adapt_datetimefield_value(claim.expires_at),
+                claim.shown_token,
+            ],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    claim.pk = row[0]
+    claim._state.adding = False
+    claim._state.db = connection.alias
+    return claim
+
+
+def claim_shown_token_renew(*, reviewer, product_id: int) -> str:
+    """A new rendering of an item the reviewer holds (shown again with an
+    error or after a refused decision): its token, or "" if not held."""
+    token = shown_token_new()
+    updated = Claim.objects.filter(reviewer=reviewer, product_id=product_id).update(
+        shown_token=token
+    )
+    return token if updated else ""
 
 
 def review_claim_renew(*, reviewer, product_id: int) -> bool:
@@ -128,8 +189,13 @@ def review_claim_renew(*, reviewer, product_id: int) -> bool:
     )
 
 
-def review_claim_release(*, reviewer, product_ids: list[int]) -> int:
-    deleted, _ = Claim.objects.filter(reviewer=reviewer, product_id__in=product_ids).delete()
+def review_claim_release(*, reviewer, product_ids: list[int], shown: str | None = None) -> int:
+    """Give the items back; with `shown`, only if still shown by that rendering
+    (a reloaded page's late beacon must not release what the new page shows)."""
+    claims = Claim.objects.filter(reviewer=reviewer, product_id__in=product_ids)
+    if shown is not None:
+        claims = claims.filter(shown_token=shown)
+    deleted, _ = claims.delete()
     return deleted
 
 
@@ -138,7 +204,7 @@ def review_claim_release(*, reviewer, product_ids: list[int]) -> int:
 
 def latest_annotation(product: Product) -> Annotation | None:
     return (
-        Annotation.objects.select_related("category", "prompt_version")
+        Annotation.objects.select_related("category", "prompt_version", "image")
         .filter(product=product)
         .order_by("-id")
         .first()
@@ -226,10 +292,14 @@ def decision_record(
     action: str,
     values: dict[str, Any] | None = None,
     vocabulary: Vocabulary | None = None,
+    shown: str,
     reason: str = "",
     seconds: float = 0.0,
 ) -> Outcome:
-    """Apply accept / edit / reject / skip to a product the reviewer holds."""
+    """Apply accept / edit / reject / skip to a product the reviewer holds.
+
+    `shown` is the token of the rendering the reviewer decided on: the page
+    sends it once the item is painted. Without the current one, NotShown."""
     vocabulary = vocabulary or vocabulary_current()
     product = Product.objects.select_for_update().filter(pk=product_id).first()
     claim = Claim.objects.filter(product_id=product_id).first()
@@ -249,6 +319,13 @@ def decision_record(
             "This item changed or was taken by someone else while you had it open; "
             "nothing was saved. Here is your next item."
         )
+    if (
+        claim is None
+        or claim.reviewer_id != reviewer.pk
+        or not claim.shown_token
+        or not secrets.compare_digest(claim.shown_token.encode(), str(shown).encode())
+    ):
+        raise NotShown(NOT_SHOWN_MESSAGE)
     annotation = latest_annotation(product)
     before = suggestion_values(annotation)
     previous = {
@@ -268,6 +345,7 @@ def decision_record(
             previous=previous,
             seconds_spent=seconds,
             version_after=product.version,
+            started_at=claim.claimed_at,
         )
         return Outcome(decision, "Skipped.")
     if not held:
@@ -314,6 +392,7 @@ def decision_record(
         reason=reason[:300],
         seconds_spent=seconds,
         version_after=version + 1,
+        started_at=claim.claimed_at,
     )
     if action != Decision.Action.REJECT:
         _corrections_record(decision=decision, annotation=annotation, before=before, after=after)
@@ -434,18 +513,38 @@ def review_bulk_claim(*, reviewer, size: int = 30) -> list[Claim]:
     products = [p for p in products if p.pk not in taken]
     now = timezone.now()
     group = f"bulk-{reviewer.pk}-{int(now.timestamp())}"
+    token = shown_token_new()  # one rendering shows the whole group
     Claim.objects.filter(product__in=products, expires_at__lte=now).delete()
     return Claim.objects.bulk_create(
-        Claim(product=p, reviewer=reviewer, claimed_at=now, expires_at=_lease_end(), group=group)
+        Claim(
+            product=p,
+            reviewer=reviewer,
+            claimed_at=now,
+            expires_at=_lease_end(),
+            group=group,
+            shown_token=token,
+        )
         for p in products
     )
 
 
 def review_bulk_accept(
-    *, reviewer, accept: dict[int, int], release: list[int], vocabulary: Vocabulary
+    *,
+    reviewer,
+    accept: dict[int, int],
+    release: list[int],
+    vocabulary: Vocabulary,
+    shown: str,
 ) -> tuple[int, int]:
     """Accept the ticked items ({product_id: version}); the unticked go back to
-    the queue. Returns (accepted, stale)."""
+    the queue. Returns (accepted, stale). A group whose page was not shown
+    (`shown` is not its token) raises NotShown before anything changes."""
+    held = Claim.objects.filter(reviewer=reviewer, product_id__in=list(accept) + release).exclude(
+        group=""
+    )
+    tokens = set(held.values_list("shown_token", flat=True))
+    if any(not secrets.compare_digest(token.encode(), str(shown).encode()) for token in tokens):
+        raise NotShown(NOT_SHOWN_MESSAGE)
     accepted, failed = 0, []
     for product_id, version in accept.items():
         try:
@@ -455,9 +554,10 @@ def review_bulk_accept(
                 version=version,
                 action=Decision.Action.ACCEPT,
                 vocabulary=vocabulary,
+                shown=shown,
             )
             accepted += 1
-        except (StaleSubmission, InvalidValues):
+        except (StaleSubmission, InvalidValues, NotShown):
             failed.append(product_id)  # back to the queue for a single review
     review_claim_release(reviewer=reviewer, product_ids=[*release, *failed])
     return accepted, len(failed)
@@ -470,7 +570,12 @@ def review_bulk_accept(
 class QueueCounts:
     open: int
     held_by_others: int
-    waiting_for_annotation: int
+    pending: int  # never sent for annotation
+    annotating: int  # sent, not answered yet
+
+    @property
+    def waiting_for_annotation(self) -> int:
+        return self.pending + self.annotating
 
 
 def queue_counts(*, reviewer) -> QueueCounts:
@@ -481,9 +586,10 @@ def queue_counts(*, reviewer) -> QueueCounts:
     return QueueCounts(
         open=_open_products().count(),
         held_by_others=held.count(),
-        waiting_for_annotation=Product.objects.filter(
-            Q(status=Product.Status.PENDING) | Q(status=Product.Status.ANNOTATING)
-        ).count(),
+        **Product.objects.aggregate(
+            pending=Count("id", filter=Q(status=Product.Status.PENDING)),
+            annotating=Count("id", filter=Q(status=Product.Status.ANNOTATING)),
+        ),
     )
 
 

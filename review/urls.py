@@ -1,6 +1,6 @@
 from django.urls import path
 
-from review import export_views, views
+from review import export_views, terms, views
 
 urlpatterns = [
     path("review/", views.review_queue, name="review_queue"),
@@ -21,6 +21,7 @@ urlpatterns = [
     path("review/undo/", views.review_undo, name="review_undo"),
     path("review/renew/", views.review_renew, name="review_renew"),
     path("review/release/", views.review_release, name="review_release"),
+    path("review/terms/<str:version>.json", terms.review_terms, name="review_terms"),
     path("review/bulk/", views.review_bulk, name="review_bulk"),
     path("review/bulk/accept/", views.review_bulk_accept, name="review_bulk_accept"),
     path(

@@ -7,7 +7,6 @@ the queue without JavaScript)."""
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
 from django.conf import settings
@@ -27,6 +26,7 @@ from catalog.taxonomy.vocabulary import vocabulary_current
 from config.http import HtmxHttpRequest
 from review import services
 from review.models import Claim, Decision
+from review.terms import terms_url
 
 REVIEWERS = (TAGGERS, TAXONOMY_ADMINS)
 # A field the model was less sure of than this is highlighted and edited first.
@@ -34,9 +34,9 @@ LOW_CONFIDENCE = 0.7
 # Images of the next open items the browser fetches ahead (peeked, not claimed).
 PREFETCH_IMAGES = 3
 BULK_SIZE = 40
+# Images smaller than this (longest side, px) are enlarged with visible pixels.
+SMALL_IMAGE = 400
 MAX_SECONDS = 3600.0
-# The page a reviewer has open, per mode: see review_release.
-PAGE_TOKEN_KEYS = {"queue": "review_page_queue", "bulk": "review_page_bulk"}
 
 
 # --- one item at a time --------------------------------------------------------
@@ -48,14 +48,19 @@ PAGE_TOKEN_KEYS = {"queue": "review_page_queue", "bulk": "review_page_bulk"}
 def review_queue(request: HtmxHttpRequest) -> HttpResponse:
     """The reviewer's held item, or the next open one claimed for them."""
     claim = services.review_item_claim(reviewer=request.user)
+    # htmx asks for an item (a poll, a reload of the fragment): no decision was
+    # made, so the page keeps its figures (hx-preserve) and one query is saved.
+    stats = not request.htmx
     if claim is None:
-        context = _empty_context(request)
+        context = _empty_context(request, stats=stats)
     else:
         context = _item_context(
             request,
             claim.product,
+            shown_token=claim.shown_token,
             editing=request.GET.get("edit") == "1",
             revealed=request.GET.get("reveal") == "1",
+            stats=stats,
         )
     return _render_queue(request, context)
 
@@ -73,16 +78,29 @@ def review_decide(request: HtmxHttpRequest, product_id: int, action: str) -> Htt
             action=action,
             values=values,
             vocabulary=vocabulary_current(),
+            shown=request.POST.get("shown", ""),
             reason=request.POST.get("reason", "").strip(),
             seconds=_seconds(request.POST.get("seconds")),
         )
     except services.StaleSubmission as exc:
         messages.warning(request, str(exc))
+    except services.NotShown as exc:
+        # Nothing changed. Show the item the key was meant for (a fresh
+        # rendering, so a fresh token), or the next one if it is not held.
+        messages.warning(request, str(exc))
+        token = services.claim_shown_token_renew(reviewer=request.user, product_id=product_id)
+        if not token:
+            return _next_item(request, status=409)
+        product = Product.objects.get(pk=product_id)
+        return _render_queue(request, _item_context(request, product, shown_token=token), 409)
     except services.InvalidValues as exc:
         # The service checked the item is still in the queue and not taken:
         # show it again in edit mode with what was typed and what is wrong.
         product = Product.objects.get(pk=product_id)
-        context = _item_context(request, product, editing=True, errors=exc.errors, values=values)
+        token = services.claim_shown_token_renew(reviewer=request.user, product_id=product_id)
+        context = _item_context(
+            request, product, shown_token=token, editing=True, errors=exc.errors, values=values
+        )
         return _render_queue(request, context)
     else:
         undoable = action != Decision.Action.SKIP
@@ -131,13 +149,12 @@ def review_release(request: HtmxHttpRequest) -> HttpResponse:
     """Beacon sent when the reviewer leaves a review page: give the items back.
 
     A reload sends the old page's beacon after the new page has loaded (and
-    re-claimed the same item), so the beacon carries the token of the page
-    it came from and only the latest page of that mode may release."""
-    mode = "bulk" if request.POST.get("mode") == "bulk" else "queue"
+    re-claimed the same item), so the beacon carries the shown token of the
+    rendering it came from, and only the latest rendering may release."""
     token = request.POST.get("page", "")
-    if token and secrets.compare_digest(token, request.session.get(PAGE_TOKEN_KEYS[mode], "")):
+    if token:
         services.review_claim_release(
-            reviewer=request.user, product_ids=_ids(request.POST.getlist("product"))
+            reviewer=request.user, product_ids=_ids(request.POST.getlist("product")), shown=token
         )
     return HttpResponse(status=204)
 
@@ -151,10 +168,10 @@ def review_release(request: HtmxHttpRequest) -> HttpResponse:
 def review_bulk(request: HtmxHttpRequest) -> HttpResponse:
     """A group of open items predicted as the same category, all ticked."""
     claims = services.review_bulk_claim(reviewer=request.user, size=BULK_SIZE)
-    context = _bulk_context(request, [claim.product_id for claim in claims])
+    context = _bulk_context(request, claims)
     if request.htmx:
         return render(request, "review/bulk.html#grid", {**context, "inline_messages": True})
-    context["page_token"] = _page_token(request, "bulk")
+    context["nojs"] = True
     return render(request, "review/bulk.html", context)
 
 
@@ -169,15 +186,27 @@ def review_bulk_accept(request: HtmxHttpRequest) -> HttpResponse:
             versions[int(product_id)] = int(version)
     ticked = [pk for pk in _ids(request.POST.getlist("accept")) if pk in versions]
     unticked = [pk for pk in versions if pk not in ticked]
-    accepted, failed = services.review_bulk_accept(
-        reviewer=request.user,
-        accept={pk: versions[pk] for pk in ticked},
-        # The ticked ids too: the service keeps the lease of an item it could
-        # not accept (changed meanwhile, or a value needing an edit), which
-        # would hide it from everyone until the lease ran out.
-        release=unticked + ticked,
-        vocabulary=vocabulary_current(),
-    )
+    try:
+        accepted, failed = services.review_bulk_accept(
+            reviewer=request.user,
+            accept={pk: versions[pk] for pk in ticked},
+            # The ticked ids too: the service keeps the lease of an item it could
+            # not accept (changed meanwhile, or a value needing an edit), which
+            # would hide it from everyone until the lease ran out.
+            release=unticked + ticked,
+            vocabulary=vocabulary_current(),
+            shown=request.POST.get("shown", ""),
+        )
+    except services.NotShown as exc:
+        messages.warning(request, str(exc))
+        claims = services.review_bulk_claim(reviewer=request.user, size=BULK_SIZE)
+        context = _bulk_context(request, claims)
+        if request.htmx:
+            return render(
+                request, "review/bulk.html#grid", {**context, "inline_messages": True}, status=409
+            )
+        context["nojs"] = True
+        return render(request, "review/bulk.html", context, status=409)
     text = f"Accepted {accepted} item{'s' if accepted != 1 else ''}."
     if unticked:
         text += f" {len(unticked)} unticked went back to the queue."
@@ -192,7 +221,7 @@ def review_bulk_accept(request: HtmxHttpRequest) -> HttpResponse:
         messages.success(request, text)
     if request.htmx:
         claims = services.review_bulk_claim(reviewer=request.user, size=BULK_SIZE)
-        context = _bulk_context(request, [claim.product_id for claim in claims])
+        context = _bulk_context(request, claims)
         return render(request, "review/bulk.html#grid", {**context, "inline_messages": True})
     return redirect("review_bulk")
 
@@ -200,39 +229,37 @@ def review_bulk_accept(request: HtmxHttpRequest) -> HttpResponse:
 # --- helpers ---------------------------------------------------------------------
 
 
-def _render_queue(request: HtmxHttpRequest, context: dict[str, Any]) -> HttpResponse:
+def _render_queue(
+    request: HtmxHttpRequest, context: dict[str, Any], status: int = 200
+) -> HttpResponse:
     if request.htmx:
-        return render(request, "review/queue.html#item", {**context, "inline_messages": True})
-    vocabulary = vocabulary_current()
-    context |= {
-        "page_token": _page_token(request, "queue"),
-        "category_terms": vocabulary.categories,
-        "attribute_terms": vocabulary.attributes,
-    }
-    return render(request, "review/queue.html", context)
+        return render(
+            request, "review/queue.html#item", {**context, "inline_messages": True}, status=status
+        )
+    # Only a full page carries the token for browsers without JavaScript
+    # (inside <noscript>, which is inert text when scripts run); a page with
+    # JavaScript copies it into the forms once the item is painted.
+    context |= {"nojs": True, "terms_url": terms_url()}
+    return render(request, "review/queue.html", context, status=status)
 
 
-def _next_item(request: HtmxHttpRequest) -> HttpResponse:
+def _next_item(request: HtmxHttpRequest, status: int = 200) -> HttpResponse:
     """After a decision: the next item for htmx, POST-redirect-GET without it."""
-    if not request.htmx:
+    if not request.htmx and status == 200:
         return redirect("review_queue")
     claim = services.review_item_claim(reviewer=request.user)
     if claim is None:
-        return _render_queue(request, _empty_context(request))
-    return _render_queue(request, _item_context(request, claim.product))
+        return _render_queue(request, _empty_context(request), status)
+    return _render_queue(
+        request, _item_context(request, claim.product, shown_token=claim.shown_token), status
+    )
 
 
-def _page_token(request: HtmxHttpRequest, mode: str) -> str:
-    token = secrets.token_urlsafe(12)
-    request.session[PAGE_TOKEN_KEYS[mode]] = token
-    return token
-
-
-def _empty_context(request: HtmxHttpRequest) -> dict[str, Any]:
+def _empty_context(request: HtmxHttpRequest, *, stats: bool = True) -> dict[str, Any]:
     return {
         "product": None,
         "counts": services.queue_counts(reviewer=request.user),
-        "stats": services.reviewer_stats(reviewer=request.user),
+        "stats": services.reviewer_stats(reviewer=request.user) if stats else None,
     }
 
 
@@ -240,10 +267,12 @@ def _item_context(
     request: HtmxHttpRequest,
     product: Product,
     *,
+    shown_token: str,
     editing: bool = False,
     revealed: bool = False,
     errors: dict[str, str] | None = None,
     values: dict[str, Any] | None = None,
+    stats: bool = True,
 ) -> dict[str, Any]:
     annotation = services.latest_annotation(product)
     suggestion = services.suggestion_values(annotation)
@@ -258,21 +287,21 @@ def _item_context(
         # A blind audit is edited from scratch, so the suggestion cannot anchor it.
         values = {"category": "", "attributes": {}, "tags": []} if blind else suggestion
     rows = _field_rows(annotation, suggestion, values, errors)
-    first = next((row for row in rows if row["error"]), None) or next(
-        (row for row in rows if row["low"] or row["unmapped"]), rows[0]
-    )
-    first["first"] = True
+    _first_row(rows)["first"] = True
+    image = _image_for(product, annotation)
     return {
         "product": product,
+        "shown_token": shown_token,
         "annotation": annotation,
-        "image": _image_for(product, annotation),
+        "image": image,
+        "small_image": bool(image and image.width and max(image.width, image.height) < SMALL_IMAGE),
         "rows": rows,
         "blind": blind,
         "editing": editing or bool(errors),
         "errors": errors,
         "reason_detail": _reason_detail(annotation),
         "upcoming_images": _upcoming_images(exclude=product.pk),
-        "stats": services.reviewer_stats(reviewer=request.user),
+        "stats": services.reviewer_stats(reviewer=request.user) if stats else None,
         "low_confidence": LOW_CONFIDENCE,
     }
 
@@ -333,6 +362,17 @@ def _field_rows(
     return rows
 
 
+def _first_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Where `e` starts: a field with an error, else one not in the taxonomy,
+    else the one the model was least sure of (whatever its score)."""
+    scored = [row for row in rows if row["confidence"] is not None]
+    return (
+        next((row for row in rows if row["error"]), None)
+        or next((row for row in rows if row["unmapped"]), None)
+        or (min(scored, key=lambda row: row["confidence"]) if scored else rows[0])
+    )
+
+
 def _row(*, confidence: float | None, **fields: Any) -> dict[str, Any]:
     return {
         **fields,
@@ -357,12 +397,18 @@ def _reason_detail(annotation: Annotation | None) -> str:
 
 def _image_for(product: Product, annotation: Annotation | None) -> ProductImage | None:
     """The image the AI saw, else the product's primary ready image."""
-    images = ProductImage.objects.filter(product=product, status=ProductImage.Status.READY)
-    if annotation is not None and annotation.image_id:
-        image = images.filter(pk=annotation.image_id).first()
-        if image is not None:
-            return image
-    return images.order_by("position").first()
+    # select_related: no query for the annotation's own image
+    if (
+        annotation is not None
+        and annotation.image_id
+        and annotation.image.status == ProductImage.Status.READY
+    ):
+        return annotation.image
+    return (
+        ProductImage.objects.filter(product=product, status=ProductImage.Status.READY)
+        .order_by("position")
+        .first()
+    )
 
 
 def _upcoming_images(*, exclude: int) -> list[int]:
@@ -382,7 +428,8 @@ def _upcoming_images(*, exclude: int) -> list[int]:
     return [image_id for image_id in image_ids if image_id]
 
 
-def _bulk_context(request: HtmxHttpRequest, product_ids: list[int]) -> dict[str, Any]:
+def _bulk_context(request: HtmxHttpRequest, claims: list[Claim]) -> dict[str, Any]:
+    product_ids = [claim.product_id for claim in claims]
     latest = Annotation.objects.filter(product=OuterRef("pk")).order_by("-id")
     primary = ProductImage.objects.filter(
         product=OuterRef("pk"), status=ProductImage.Status.READY
@@ -401,6 +448,7 @@ def _bulk_context(request: HtmxHttpRequest, product_ids: list[int]) -> dict[str,
         product.reason_label = reasons.get(product.reason, "")
     return {
         "products": products,
+        "shown_token": claims[0].shown_token if claims else "",
         "category_path": products[0].predicted if products else "",
         "counts": None if products else services.queue_counts(reviewer=request.user),
         "stats": services.reviewer_stats(reviewer=request.user),

@@ -114,3 +114,11 @@ def test_health_needs_no_login_and_says_only_ok(client):
     response = client.get(reverse("health"))
 
     assert (response.status_code, response.json()) == (200, {"status": "ok"})
+
+
+def test_the_favicon_is_served_without_login(client):
+    response = client.get("/favicon.ico")
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == "image/x-icon"
+    assert b"".join(response.streaming_content)[:4] == b"\x00\x00\x01\x00"  # an ICO header

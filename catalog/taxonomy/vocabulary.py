@@ -158,16 +158,22 @@ _cache_lock = threading.Lock()
 def _signature() -> str:
     # Edits go through save(), whose auto_now bumps updated_at; deletions
     # change the counts. A bulk .update() must set updated_at itself.
-    from django.db.models import Count, Max
+    # One query (it runs on every review page and decision): scalar subqueries.
+    from django.db import connection
 
     from catalog.models import Attribute, AttributeValue, Category
 
-    parts = [
-        Category.objects.aggregate(n=Count("id"), t=Max("updated_at")),
-        AttributeValue.objects.aggregate(n=Count("id"), t=Max("updated_at")),
-        Attribute.objects.aggregate(n=Count("id")),
-    ]
-    return repr(parts)
+    category, value, attribute = (
+        connection.ops.quote_name(model._meta.db_table)
+        for model in (Category, AttributeValue, Attribute)
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT (SELECT COUNT(*) FROM {category}), (SELECT MAX(updated_at) FROM {category}),"  # noqa: S608 - table names from _meta
+            f" (SELECT COUNT(*) FROM {value}), (SELECT MAX(updated_at) FROM {value}),"
+            f" (SELECT COUNT(*) FROM {attribute})"
+        )
+        return repr(cursor.fetchone())
 
 
 def vocabulary_current() -> Vocabulary:

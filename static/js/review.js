@@ -10,12 +10,16 @@
   var TEXT_INPUT =
     "input:not([type]), input[type=text], input[type=search], input[type=number], " +
     "textarea, select, [contenteditable='true'], [contenteditable='']";
-  // A new item ignores decision keys this long, so a double tap cannot
-  // decide an item nobody has seen yet.
+  // A new item takes keys this long after it is painted: no one decides on
+  // an image in less, so a double tap or a held key cannot decide it.
   var GUARD_MS = 150;
 
-  var busy = false;
-  var readyAt = 0;
+  // No decision without the item on screen. `ready` is false from the moment
+  // a decision is sent until the next item is painted and GUARD_MS have
+  // passed; keys and submits meanwhile are dropped (never queued) with a cue.
+  // The server checks it too: the forms carry the rendering's token only once
+  // the item is painted, and a decision without it is refused (409).
+  var ready = false;
   var clock = { id: null, visibleMs: 0, since: null };
 
   function page() {
@@ -58,12 +62,47 @@
     }
   });
 
-  // Capture phase: runs before htmx serialises the form.
+  function isGated(form) {
+    return (
+      form.method === "post" &&
+      !form.classList.contains("heartbeat") &&
+      !!form.closest(".review-page, .bulk-page")
+    );
+  }
+
+  var cueTimer = null;
+  function cue(message) {
+    var el = document.querySelector(".key-cue");
+    if (!el) return;
+    el.textContent = message;
+    el.hidden = false;
+    el.classList.remove("flash");
+    void el.offsetWidth; // restart the animation
+    el.classList.add("flash");
+    window.clearTimeout(cueTimer);
+    cueTimer = window.setTimeout(function () {
+      el.hidden = true;
+    }, 1200);
+  }
+  function dropped() {
+    cue("Key ignored: the next item is not on screen yet.");
+  }
+
+  // Capture phase: runs before htmx serialises (or the browser sends) the form.
   document.addEventListener(
     "submit",
     function (event) {
       var form = event.target;
       if (!(form instanceof HTMLFormElement)) return;
+      if (isGated(form)) {
+        if (!ready) {
+          event.preventDefault();
+          event.stopImmediatePropagation();
+          dropped();
+          return;
+        }
+        ready = false; // until the answer is painted
+      }
       if (form.id === "edit-form") flushTagEntries();
       var seconds = form.elements.namedItem("seconds");
       if (seconds) seconds.value = clockSeconds();
@@ -75,8 +114,9 @@
 
   function submit(selector) {
     var form = document.querySelector(selector);
-    if (!form || busy) return false;
-    form.requestSubmit();
+    if (!form) return false;
+    if (!ready) dropped();
+    else form.requestSubmit();
     return true;
   }
 
@@ -176,7 +216,10 @@
     var link = document.querySelector("#review-item a.zoom");
     var dialog = document.getElementById("review-zoom");
     if (!link || !dialog) return;
-    dialog.querySelector("img").src = link.href;
+    var img = dialog.querySelector("img");
+    var shown = link.querySelector("img");
+    img.src = link.href;
+    img.classList.toggle("small", !!shown && shown.classList.contains("small"));
     dialog.showModal();
   }
 
@@ -192,7 +235,10 @@
       item().querySelectorAll(".edit input:not([type=hidden])")
     );
     var index = fields.indexOf(from);
-    if (index >= 0 && index + 1 < fields.length) fields[index + 1].focus();
+    if (index >= 0 && index + 1 < fields.length) {
+      fields[index + 1].focus();
+      if (fields[index + 1].select) fields[index + 1].select(); // typing replaces, as after e
+    }
   }
 
   // ---- tag chips ------------------------------------------------------------------
@@ -338,7 +384,10 @@
       return true;
     }
     if (editing()) return false;
-    if (performance.now() < readyAt) return true; // swallowed: the item just appeared
+    if (!ready) {
+      dropped();
+      return true;
+    }
     switch (key) {
       case "Enter":
         if (event.target.closest && event.target.closest("a, button, summary")) return false;
@@ -408,7 +457,12 @@
       }
       return;
     }
-    if (event.ctrlKey || event.repeat) return;
+    if (event.repeat) {
+      // A held key decides once: its repeats are nobody's decision.
+      if (!event.ctrlKey) event.preventDefault();
+      return;
+    }
+    if (event.ctrlKey) return;
     var key = event.key.length === 1 ? event.key.toLowerCase() : event.key;
     if (key === "?" || event.key === "?") key = "?";
     var handled = current === "bulk" ? bulkKey(event, key) : queueKey(event, key);
@@ -460,34 +514,91 @@
     }
   });
 
-  // ---- htmx: one request at a time, set up each new item --------------------------
+  // ---- htmx: set up each new item once it is painted -----------------------------
 
   function isDecision(elt) {
     return !(elt.classList && elt.classList.contains("heartbeat")) && elt.id !== "review-item";
   }
-  document.addEventListener("htmx:beforeRequest", function (event) {
-    if (isDecision(event.detail.elt)) busy = true;
-  });
   document.addEventListener("htmx:afterRequest", function (event) {
-    if (isDecision(event.detail.elt)) busy = false;
+    // Nothing swapped in (a network or server error): the same item is still
+    // on screen and painted, so it takes keys again.
+    if (isDecision(event.detail.elt) && event.detail.xhr !== swappedXhr) ready = true;
+  });
+  var swappedXhr = null;
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var status = event.detail.xhr && event.detail.xhr.status;
+    if (status === 409) {
+      // Refused, nothing saved: the answer is the item to look at, with why.
+      event.detail.shouldSwap = true;
+      event.detail.isError = false;
+    }
+    if (event.detail.shouldSwap) swappedXhr = event.detail.xhr;
   });
 
-  function setUp() {
-    var el = item();
-    if (el) {
-      if (el.dataset.productId && clock.id !== el.dataset.productId) {
-        readyAt = performance.now() + GUARD_MS;
+  function painted(root) {
+    // The image decoded, then two frames: the first frame with it is on screen.
+    var img = root.querySelector(".review-image img");
+    var loaded = Promise.resolve();
+    if (img) {
+      loaded = new Promise(function (resolve) {
+        if (img.complete) resolve();
+        else {
+          img.addEventListener("load", resolve, { once: true });
+          img.addEventListener("error", resolve, { once: true });
+        }
+      }).then(function () {
+        return img.decode ? img.decode().catch(function () {}) : null;
+      });
+    }
+    return loaded.then(function () {
+      return new Promise(function (resolve) {
+        window.requestAnimationFrame(function () {
+          window.requestAnimationFrame(resolve);
+        });
+      });
+    });
+  }
+
+  function arm(root) {
+    // The forms get the rendering's token only now: whatever was sent before
+    // this point is refused by the server.
+    var token = root.dataset.shownToken || "";
+    root.querySelectorAll("form[method=post]").forEach(function (form) {
+      if (!isGated(form) || form.matches("[data-action=undo]")) return;
+      var input = form.querySelector("input[name=shown]");
+      if (!input) {
+        input = document.createElement("input");
+        input.type = "hidden";
+        input.name = "shown";
+        form.appendChild(input);
       }
+      input.value = token;
+    });
+  }
+
+  function setUp() {
+    var el = item() || document.getElementById("bulk");
+    if (!el) return;
+    ready = false;
+    delete el.dataset.ready;
+    if (el.id === "review-item") {
       clockStart(el.dataset.productId || null);
       enhanceTags(el);
-      // Ready for keys (tests wait on this too).
+    } else bulkCount();
+    painted(el).then(function () {
+      if ((item() || document.getElementById("bulk")) !== el) return; // replaced meanwhile
+      arm(el);
       window.setTimeout(function () {
-        if (item() === el) el.dataset.ready = "1";
-      }, Math.max(0, readyAt - performance.now()));
-    }
-    if (document.getElementById("bulk")) bulkCount();
+        if ((item() || document.getElementById("bulk")) !== el) return;
+        ready = true;
+        el.dataset.ready = "1"; // tests wait on this too
+      }, GUARD_MS);
+    });
   }
-  document.addEventListener("htmx:load", setUp);
+  document.addEventListener("htmx:load", function (event) {
+    var elt = event.detail.elt;
+    if (elt && (elt.id === "review-item" || elt.id === "bulk" || elt === document.body)) setUp();
+  });
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", setUp);
   else setUp();
 
@@ -524,7 +635,8 @@
 
   window.addEventListener("pagehide", function () {
     var p = page();
-    if (!p || !p.dataset.pageToken || !navigator.sendBeacon) return;
+    var shown = item() || document.getElementById("bulk");
+    if (!p || !shown || !shown.dataset.shownToken || !navigator.sendBeacon) return;
     var ids = [];
     if (p.dataset.mode === "bulk") {
       ids = tiles().map(function (box) {
@@ -536,7 +648,7 @@
     if (!ids.length) return;
     var body = new FormData();
     body.append("csrfmiddlewaretoken", csrfToken());
-    body.append("page", p.dataset.pageToken);
+    body.append("page", shown.dataset.shownToken);
     body.append("mode", p.dataset.mode);
     ids.forEach(function (id) {
       body.append("product", id);

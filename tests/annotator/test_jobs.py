@@ -4,6 +4,7 @@ started from the command line and from the browser."""
 from __future__ import annotations
 
 import io
+import random
 from datetime import timedelta
 
 import pytest
@@ -14,6 +15,7 @@ from django.utils import timezone
 
 from annotator import tasks
 from annotator.models import Annotation, AnnotationBatch
+from annotator.pipeline import annotation_run
 from annotator.services import annotation_batch_create, annotation_requeue_stale, batch_progress
 from catalog.models import Product
 from tests.annotator.conftest import GOOD_ANSWER
@@ -141,3 +143,32 @@ def test_products_stuck_in_annotating_are_requeued(
     # then the worker annotates it
     assert wait_for(lambda: Product.objects.get(pk=product.pk).status == "auto_accepted")
     assert annotation_requeue_stale(older_than=timedelta(minutes=30)) == 0
+
+
+@pytest.mark.django_db
+def test_the_batch_page_links_its_items_to_review(
+    client, manager, default_taxonomy, make_products, openai_settings, fake_openai
+):
+    # given a batch of three: two routed to review, one auto-accepted, and a
+    # product in review from elsewhere
+    products = make_products(4)
+    unsure = {**GOOD_ANSWER, "confidence": 0.3}
+    batch = annotation_batch_create(
+        products=Product.objects.filter(pk__in=[p.pk for p in products[:3]]), description="three"
+    )
+    for product, answer in zip(products, [unsure, GOOD_ANSWER, unsure, unsure], strict=True):
+        fake_openai.queue(reply_with_annotation(answer))
+        annotation_run(
+            product=product,
+            batch=batch if product in products[:3] else None,
+            rng=random.Random(1),
+        )
+    client.force_login(manager)
+
+    page = client.get(reverse("batch_detail", args=[batch.pk])).content.decode()
+    link = f"{reverse('product_list')}?batch={batch.pk}&amp;status=needs_review"
+    assert f'<a href="{link}">2 to review</a>' in page
+    listed = client.get(link.replace("&amp;", "&")).content.decode()
+
+    assert [p.sku for p in products if p.sku in listed] == [products[0].sku, products[2].sku]
+    assert f"batch #{batch.pk}" in listed

@@ -60,6 +60,7 @@ def review():
             version=product.version,
             action=action,
             values=values,
+            shown=claim.shown_token,
         )
 
     return decide

@@ -4,19 +4,23 @@ works from the keyboard, and two taggers never see the same item."""
 
 from __future__ import annotations
 
+import io
 import random
 import time
 
 import pytest
 from django.contrib.auth.models import Group
+from django.core.files.base import ContentFile
+from PIL import Image
 from playwright.sync_api import expect
 
 from accounts.roles import TAGGERS
 from annotator.pipeline import annotation_run
-from catalog.models import Product
+from catalog.models import Product, ProductImage
 from review.models import Claim, Decision
 from tests.annotator import conftest as annotator_fixtures
 from tests.annotator.conftest import GOOD_ANSWER
+from tests.browser.conftest import login
 from tests.factories import UserFactory
 from tests.fake_openai import reply_with_annotation
 
@@ -115,21 +119,52 @@ def test_edit_a_category_through_the_type_ahead(new_page, reviewer, queue):
     page = new_page(reviewer)
     open_queue(page)
 
+    # e, two letters of a synonym ("quilted jacket"), Enter, Ctrl+Enter: five keys
     page.keyboard.press("e")
     category = page.locator("#f-category")
     expect(category).to_be_focused()  # the least sure field comes first
-    page.keyboard.type("cropped top")  # replaces the selected suggestion
-    # Headless Chromium draws no datalist popup, so take the option the popup
-    # would offer for a synonym and put its value in, as ArrowDown+Enter does.
-    path = page.evaluate(
-        """typed => [...document.querySelectorAll("#dl-category option")]
-            .find(option => option.label.includes(typed)).value""",
-        category.input_value(),
+    page.keyboard.type("qu")  # replaces the selected suggestion
+    options = page.locator(".ta-list [role=option]")
+    expect(options.first).to_contain_text("Puffer Jackets")
+    expect(options.first).to_contain_text("“quilted jacket”")  # why it matched
+    expect(options.first).to_contain_text("Clothing > Outerwear > Puffer Jackets")  # the path
+    expect(options.first).to_have_attribute("aria-selected", "true")
+    page.keyboard.press("Enter")  # takes the option (it does not save)
+    expect(category).to_have_value("Clothing > Outerwear > Puffer Jackets")
+    expect(page.locator(".ta-list:not([hidden])")).to_have_count(0)
+    page.keyboard.press("Control+Enter")
+
+    assert shown(page, after=first.sku) == second.sku
+    first.refresh_from_db()
+    assert (first.status, first.category.path) == (
+        "reviewed",
+        "Clothing > Outerwear > Puffer Jackets",
     )
-    assert path == "Clothing > Tops > Crop Tops"
-    category.fill(path)
-    page.keyboard.press("Enter")  # Enter moves on to the next field, it does not save
+    assert Decision.objects.get().action == "edit"
+
+
+def test_type_ahead_arrows_choose_and_enter_moves_on(new_page, reviewer, queue):
+    first, second = queue(2)
+    page = new_page(reviewer)
+    open_queue(page)
+
+    page.keyboard.press("e")
+    page.keyboard.type("crop")
+    options = page.locator(".ta-list [role=option]")
+    expect(options.first).to_contain_text("Crop Tops")
+    second_option = options.nth(1).locator(".ta-path").text_content()
+    page.keyboard.press("ArrowDown")
+    expect(options.nth(1)).to_have_attribute("aria-selected", "true")
+    page.keyboard.press("ArrowUp")
+    page.keyboard.press("Enter")
+    expect(page.locator("#f-category")).to_have_value("Clothing > Tops > Crop Tops")
+    assert second_option  # more than one match, each with its path
+    page.keyboard.press("Enter")  # the list is closed: Enter moves to the next field
     expect(page.locator("#f-color")).to_be_focused()
+    page.keyboard.type("nav")
+    expect(options.first).to_contain_text("Navy Blue")
+    page.keyboard.press("Enter")
+    expect(page.locator("#f-color")).to_have_value("Navy Blue")
     page.locator("#f-tags").click()  # the chips' entry box
     page.keyboard.type("boxy fit")
     page.keyboard.press("Enter")
@@ -138,9 +173,169 @@ def test_edit_a_category_through_the_type_ahead(new_page, reviewer, queue):
 
     assert shown(page, after=first.sku) == second.sku
     first.refresh_from_db()
-    assert (first.status, first.category.path) == ("reviewed", "Clothing > Tops > Crop Tops")
-    assert first.tags[-1] == "boxy fit"
-    assert Decision.objects.get().action == "edit"
+    assert (first.category.path, first.attributes["color"], first.tags[-1]) == (
+        "Clothing > Tops > Crop Tops",
+        "Navy Blue",
+        "boxy fit",
+    )
+
+
+def test_e_starts_at_the_least_sure_field_even_when_all_are_sure(
+    new_page, reviewer, default_taxonomy, make_products, openai_settings, fake_openai
+):
+    sure = {
+        **GOOD_ANSWER,
+        "confidence": 0.5,  # the item is unsure overall, every field is >= 70%
+        "field_confidence": {
+            "category": 0.97,
+            "subcategory": 0.95,
+            "color": 0.93,
+            "material": 0.74,
+            "style": 0.9,
+        },
+    }
+    fake_openai.default = lambda request: reply_with_annotation(sure)
+    for product in make_products(1):
+        annotation_run(product=product, rng=random.Random(1))
+    page = new_page(reviewer)
+    open_queue(page)
+
+    page.keyboard.press("e")
+
+    expect(page.locator("#f-material")).to_be_focused()
+
+
+@pytest.mark.parametrize("gap_ms", [10, 40, 80])
+def test_a_double_press_decides_one_item_only(new_page, reviewer, queue, gap_ms):
+    first, second, third = queue(3)
+    page = new_page(reviewer)
+    open_queue(page)
+
+    page.keyboard.press("a")
+    page.wait_for_timeout(gap_ms)
+    page.keyboard.press("a")
+
+    # the next item arrives and stays undecided; the second press was dropped with a cue
+    assert shown(page, after=first.sku) == second.sku
+    page.wait_for_timeout(300)  # a late request would have landed by now
+    assert list(Decision.objects.values_list("product_id", "action")) == [(first.pk, "accept")]
+    second.refresh_from_db()
+    assert second.status == "needs_review"
+    assert shown(page) == second.sku
+
+
+def test_a_held_key_decides_one_item_only(new_page, reviewer, queue):
+    first, second, third = queue(3)
+    page = new_page(reviewer)
+    open_queue(page)
+
+    page.keyboard.down("a")
+    for _ in range(25):  # keydown repeats, as a held key sends them
+        page.wait_for_timeout(30)
+        page.keyboard.down("a")
+    page.keyboard.up("a")
+
+    assert shown(page, after=first.sku) == second.sku
+    page.wait_for_timeout(300)
+    assert list(Decision.objects.values_list("product_id", "action")) == [(first.pk, "accept")]
+
+
+def test_keys_before_the_item_is_painted_are_dropped_with_a_cue(new_page, reviewer, queue):
+    first, second = queue(2)
+    page = new_page(reviewer)
+    # the image of the first item is held back until we let it through
+    held: list = []
+    page.route("**/images/**", lambda route: held.append(route))
+    page.goto("/review/", wait_until="domcontentloaded")
+    page.wait_for_selector("#review-item[data-shown-token]")
+    page.wait_for_function("() => window.htmx !== undefined")
+
+    page.keyboard.press("a")
+
+    expect(page.locator(".key-cue")).to_contain_text("Key ignored")
+    assert not Decision.objects.exists()
+    # the forms got no token: even a submit that bypasses the keys is refused
+    assert page.locator("#review-item input[name=shown]").count() == 0
+    for route in held:
+        route.continue_()
+    page.unroute("**/images/**")
+    assert shown(page) == first.sku
+    page.keyboard.press("a")
+    assert shown(page, after=first.sku) == second.sku
+    assert Decision.objects.count() == 1
+
+
+def test_without_javascript_the_form_carries_the_token_and_decides(
+    browser, live_server, reviewer, queue
+):
+    first, second = queue(2)
+    context = browser.new_context(base_url=live_server.url, java_script_enabled=False)
+    try:
+        page = context.new_page()
+        login(page, reviewer.username)
+        page.goto("/review/")
+        assert page.get_attribute("#review-item", "data-sku") == first.sku
+
+        form = "form[data-action=accept] "
+        old_token = page.get_attribute(form + "input[name=shown]", "value")
+        csrf = page.get_attribute(form + "input[name=csrfmiddlewaretoken]", "value")
+        assert old_token  # without JavaScript the <noscript> input is a form field
+
+        page.click(form + "button[type=submit]")
+
+        assert page.get_attribute("#review-item", "data-sku") == second.sku
+        # the first page's token, sent for the item that came after: refused
+        response = page.request.post(
+            f"/review/{second.pk}/accept/",
+            form={"csrfmiddlewaretoken": csrf, "version": "2", "shown": old_token},
+            max_redirects=0,
+        )
+        assert response.status == 409
+        assert "nothing was saved" in response.text()
+        assert Decision.objects.count() == 1
+        second.refresh_from_db()
+        assert second.status == "needs_review"
+    finally:
+        context.close()
+
+
+def test_a_small_image_fills_the_panel_with_its_real_size_shown(new_page, reviewer, queue):
+    first = queue(1)[0]
+    image = first.images.get()
+    # a 60x80 photo, as some catalogues send: the stored copy made that small
+    with image.file.open("rb") as stored:
+        small = Image.open(stored).convert("RGB").resize((60, 80))
+    buffer = io.BytesIO()
+    small.save(buffer, "JPEG")
+    name = image.file.name
+    image.file.storage.delete(name)
+    image.file.storage.save(name, ContentFile(buffer.getvalue()))
+    ProductImage.objects.filter(pk=image.pk).update(width=60, height=80)
+    image.refresh_from_db()
+    page = new_page(reviewer)
+    open_queue(page)
+
+    img = page.locator(".review-image img")
+    box = img.bounding_box()
+    panel = page.locator(".review-image").bounding_box()
+    if max(image.width, image.height) < 400:
+        expect(img).to_have_class("small")
+        assert (
+            page.evaluate(
+                "getComputedStyle(document.querySelector('.review-image img')).imageRendering"
+            )
+            == "pixelated"
+        )
+        expect(page.locator(".real-size")).to_have_text(
+            f"{image.width} × {image.height} px · enlarged"
+        )
+        # drawn far larger than stored: it fills the panel's height or width
+        assert box["height"] >= panel["height"] - 40 or box["width"] >= panel["width"] - 40
+        page.keyboard.press("z")
+        zoomed = page.locator("#review-zoom img").bounding_box()
+        assert zoomed["height"] > 3 * image.height
+    else:
+        pytest.fail(f"the demo image is {image.width}x{image.height}: not a small image")
 
 
 def test_undo_brings_the_item_back(new_page, reviewer, queue):
@@ -216,6 +411,7 @@ def test_bulk_accept_with_one_unticked(new_page, reviewer, queue):
     page = new_page(reviewer)
     page.goto("/review/bulk/")
     expect(page.locator("#bulk .tile")).to_have_count(4)
+    page.wait_for_selector("#bulk[data-ready]")
 
     page.keyboard.press("ArrowRight")  # focus the first tile
     page.keyboard.press("ArrowRight")

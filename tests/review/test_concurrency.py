@@ -95,6 +95,7 @@ def test_concurrent_reviewers_never_hold_the_same_item():
                         product_id=claim.product_id,
                         version=claim.product.version,
                         action=Decision.Action.SKIP,
+                        shown=claim.shown_token,
                     )
         except Exception as exc:  # reported below; the others must not wait forever
             barrier.abort()

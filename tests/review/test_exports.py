@@ -27,7 +27,7 @@ from review.exports import (
     write_csv,
     write_jsonl,
 )
-from review.models import Decision
+from review.models import Claim, Decision
 from review.services import (
     decision_record,
     decision_undo,
@@ -65,12 +65,14 @@ FINAL_ATTRIBUTES = {**AI_ATTRIBUTES, "pattern": "Solid"}
 
 def decide(reviewer, product: Product, action: str, **kwargs) -> Decision:
     product.refresh_from_db()
+    claim = Claim.objects.filter(product=product, reviewer=reviewer).first()
     return decision_record(
         reviewer=reviewer,
         product_id=product.pk,
         version=product.version,
         action=action,
         vocabulary=vocabulary_current(),
+        shown=claim.shown_token if claim else "",
         **kwargs,
     ).decision
 

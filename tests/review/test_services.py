@@ -19,6 +19,7 @@ from catalog.taxonomy.vocabulary import vocabulary_current
 from review.models import Claim, Correction, Decision
 from review.services import (
     InvalidValues,
+    NotShown,
     QueueCounts,
     ReviewerStats,
     StaleSubmission,
@@ -96,6 +97,7 @@ def claims() -> list[tuple]:
 
 def decide(reviewer, product: Product, action: str, **kwargs):
     product.refresh_from_db()
+    kwargs.setdefault("shown", shown_token(reviewer, product))
     return decision_record(
         reviewer=reviewer,
         product_id=product.pk,
@@ -104,6 +106,12 @@ def decide(reviewer, product: Product, action: str, **kwargs):
         vocabulary=vocabulary_current(),
         **kwargs,
     )
+
+
+def shown_token(reviewer, product: Product) -> str:
+    """The token the reviewer's page sends once the item is painted."""
+    claim = Claim.objects.filter(product=product, reviewer=reviewer).first()
+    return claim.shown_token if claim else ""
 
 
 # --- claim, renew, release ------------------------------------------------------
@@ -495,7 +503,11 @@ def test_accept_without_a_vocabulary_still_refuses_unmapped_values(queued, tagge
 
     with pytest.raises(InvalidValues):
         decision_record(
-            reviewer=tagger, product_id=product.pk, version=before["version"], action="accept"
+            reviewer=tagger,
+            product_id=product.pk,
+            version=before["version"],
+            action="accept",
+            shown=shown_token(tagger, product),
         )
 
     assert row(product) == before
@@ -512,6 +524,7 @@ def test_edit_without_a_vocabulary_validates_against_the_current_taxonomy(queued
         version=row(product)["version"],
         action="edit",
         values={"category": "polo", "attributes": {"color": "navy"}, "tags": []},
+        shown=shown_token(tagger, product),
     )
 
     assert Product.objects.get(pk=product.pk).attributes == {"color": "Navy Blue"}
@@ -547,6 +560,7 @@ def test_a_stale_submission_changes_nothing(queued, tagger, other_tagger, case, 
             action=action,
             values={"category": "polo", "attributes": {}, "tags": []},
             vocabulary=vocabulary_current(),
+            shown=shown_token(tagger, first),
             reason="Blurry",
         )
     assert row(first) == before
@@ -716,6 +730,7 @@ def test_bulk_accept_accepts_the_ticked_and_releases_the_unticked(queued, tagger
         accept={shirt1.pk: row(shirt1)["version"], shirt2.pk: row(shirt2)["version"]},
         release=[shirt3.pk],
         vocabulary=vocabulary_current(),
+        shown=shown_token(tagger, shirt1),
     )
 
     # then
@@ -744,12 +759,78 @@ def test_bulk_accept_counts_stale_items_and_returns_them_to_the_queue(queued, ta
         accept={shirt1.pk: row(shirt1)["version"], shirt2.pk: before["version"] - 1},
         release=[],
         vocabulary=vocabulary_current(),
+        shown=shown_token(tagger, shirt1),
     )
 
     assert result == (1, 1)
     assert row(shirt1)["status"] == "reviewed"
     assert row(shirt2) == before
     assert claims() == []  # the stale item is open for a single review, not held
+
+
+# --- no decision on an item that was not shown -------------------------------------------
+
+
+@pytest.mark.parametrize("action", ["accept", "edit", "reject", "skip"])
+@pytest.mark.parametrize("case", ["no token", "an earlier rendering", "another item's token"])
+def test_a_decision_without_the_shown_token_changes_nothing(queued, tagger, case, action):
+    # given the first item shown, then shown again (a reload renders it anew)
+    first, second = queued(UNSURE, UNSURE)
+    earlier = review_item_claim(reviewer=tagger).shown_token
+    current = review_item_claim(reviewer=tagger).shown_token
+    assert earlier != current
+    shown = {"no token": "", "an earlier rendering": earlier}.get(case, "")
+    if case == "another item's token":
+        Claim.objects.all().delete()
+        shown = review_item_claim(reviewer=tagger, exclude=[first.pk]).shown_token  # second's
+        Claim.objects.all().delete()
+        review_item_claim(reviewer=tagger)  # first again, newly rendered
+    before, held = row(first), claims()
+
+    # when / then
+    with pytest.raises(NotShown, match="before this item was on your screen"):
+        decision_record(
+            reviewer=tagger,
+            product_id=first.pk,
+            version=before["version"],
+            action=action,
+            values={"category": "polo", "attributes": {}, "tags": []},
+            vocabulary=vocabulary_current(),
+            shown=shown,
+        )
+    assert row(first) == before
+    assert claims() == held
+    assert (Decision.objects.count(), Correction.objects.count()) == (0, 0)
+
+
+def test_the_current_token_decides_and_records_the_claim_time(queued, tagger):
+    (product,) = queued(UNSURE)
+    claim = review_item_claim(reviewer=tagger)
+
+    outcome = decide(tagger, product, "accept", shown=claim.shown_token)
+
+    assert outcome.decision.started_at == claim.claimed_at
+    assert row(product)["status"] == "reviewed"
+
+
+def test_bulk_accept_of_a_group_not_shown_changes_nothing(queued, tagger):
+    shirt1, shirt2 = queued(UNSURE, UNSURE)
+    old = review_bulk_claim(reviewer=tagger)[0].shown_token
+    review_bulk_claim(reviewer=tagger)  # a newer page of the same group
+    before, held = [row(shirt1), row(shirt2)], claims()
+
+    with pytest.raises(NotShown):
+        review_bulk_accept(
+            reviewer=tagger,
+            accept={shirt1.pk: before[0]["version"], shirt2.pk: before[1]["version"]},
+            release=[],
+            vocabulary=vocabulary_current(),
+            shown=old,
+        )
+
+    assert [row(shirt1), row(shirt2)] == before
+    assert claims() == held
+    assert Decision.objects.count() == 0
 
 
 # --- counts and stats -------------------------------------------------------------------
@@ -777,8 +858,8 @@ def test_queue_counts(
     theirs = queue_counts(reviewer=other_tagger)
 
     # then
-    assert mine == QueueCounts(open=1, held_by_others=1, waiting_for_annotation=1)
-    assert theirs == QueueCounts(open=1, held_by_others=1, waiting_for_annotation=1)
+    assert mine == QueueCounts(open=1, held_by_others=1, pending=1, annotating=0)
+    assert theirs == QueueCounts(open=1, held_by_others=1, pending=1, annotating=0)
 
 
 def test_queue_counts_ignore_lapsed_leases(queued, tagger, other_tagger):
@@ -787,7 +868,7 @@ def test_queue_counts_ignore_lapsed_leases(queued, tagger, other_tagger):
     Claim.objects.filter(pk=lapsed.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
 
     assert queue_counts(reviewer=tagger) == QueueCounts(
-        open=2, held_by_others=0, waiting_for_annotation=0
+        open=2, held_by_others=0, pending=0, annotating=0
     )
 
 

@@ -15,9 +15,9 @@ from django.contrib.auth.models import Group
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.roles import TAGGERS
+from accounts.roles import MANAGERS, TAGGERS
 from annotator.pipeline import annotation_run
-from catalog.models import Product
+from catalog.models import Category, Product
 from review import services
 from review.models import Claim, Correction, Decision
 from tests.annotator import conftest as annotator_fixtures
@@ -82,12 +82,21 @@ def shown_sku(response) -> str | None:
 
 
 def page_token(response) -> str:
-    return re.search(r'data-page-token="([^"]+)"', response.content.decode()).group(1)
+    return re.search(r'data-shown-token="([^"]+)"', response.content.decode()).group(1)
+
+
+def shown_token(product: Product) -> str:
+    """The token of the item's latest rendering, which its page sends once painted."""
+    return Claim.objects.filter(product=product).values_list("shown_token", flat=True).first() or ""
+
+
+def bulk_token() -> str:
+    return Claim.objects.exclude(group="").values_list("shown_token", flat=True).first() or ""
 
 
 def decide(client, action: str, product: Product, htmx: bool = False, **data):
     product.refresh_from_db()
-    form = {"version": product.version, "seconds": "4.2", **data}
+    form = {"version": product.version, "seconds": "4.2", "shown": shown_token(product), **data}
     url = reverse(f"review_{action}", args=[product.pk])
     return client.post(url, form, **(HTMX if htmx else {}))
 
@@ -137,9 +146,10 @@ def test_queue_claims_the_oldest_item_and_shows_why_and_the_suggestion(client, t
     assert f'src="{reverse("image_file", args=[image_ids[0]])}"' in html
     prefetched = re.findall(r'<link rel="prefetch" as="image" href="([^"]+)">', html)
     assert prefetched == [reverse("image_file", args=[pk]) for pk in image_ids[1:]]
-    # the taxonomy for type-ahead, with synonyms in the labels
-    assert '<option value="Clothing &gt; Tops &gt; T-Shirts" label="tshirts, tee,' in html
-    assert '<option value="Navy Blue" label="navy' in html
+    # the taxonomy for the type-ahead comes from a versioned URL, not the page
+    assert re.search(r'data-terms-url="/review/terms/[0-9a-f]{16}\.json"', html)
+    assert 'data-terms="category"' in html and 'data-terms="color"' in html
+    assert "Crop Tops" not in html
     # a heartbeat every minute while shown
     assert 'hx-trigger="every 60s" data-when-visible' in html
     assert response["Cache-Control"].startswith("max-age=0")
@@ -166,10 +176,44 @@ def test_queue_page_queries_are_bounded(client, tagger, queue, django_assert_max
     client.force_login(tagger)
     client.get(reverse("review_queue"))  # warm the taxonomy cache
 
-    with django_assert_max_num_queries(18):
+    with django_assert_max_num_queries(12):
         response = client.get(reverse("review_queue"))
 
     assert response.status_code == 200
+
+
+# A transactional test: as in production, atomic() blocks are BEGIN/COMMIT, not
+# the SAVEPOINT statements a test wrapped in a transaction would count.
+@pytest.mark.django_db(transaction=True)
+def test_a_claim_takes_at_most_12_queries(client, tagger, queue, django_assert_max_num_queries):
+    first, second, _third = queue(3)
+    client.force_login(tagger)
+    client.get(reverse("review_queue"))
+    Claim.objects.all().delete()
+
+    with django_assert_max_num_queries(12):  # the claim of a new item, htmx
+        response = client.get(reverse("review_queue"), **HTMX)
+
+    assert shown_sku(response) == first.sku
+    # a decision and the next item's claim in one request
+    form = {"version": 2, "seconds": "1", "shown": shown_token(first)}
+    with django_assert_max_num_queries(22):  # incl. BEGIN/COMMIT of both steps
+        response = client.post(reverse("review_accept", args=[first.pk]), form, **HTMX)
+    assert shown_sku(response) == second.sku
+
+
+def test_the_item_fragment_carries_only_the_item(client, tagger, queue):
+    queue(2)
+    client.force_login(tagger)
+
+    fragment = client.get(reverse("review_queue"), **HTMX).content.decode()
+
+    # no taxonomy list (it comes once per version from the terms URL) and no
+    # token for pages without JavaScript (the script arms the forms once painted)
+    assert "Crop Tops" not in fragment and "<datalist" not in fragment
+    assert "<noscript>" not in fragment and 'name="shown"' not in fragment
+    assert f'data-shown-token="{shown_token(Product.objects.order_by("id")[0])}"' in fragment
+    assert len(fragment) < 12_000
 
 
 def test_an_unmapped_value_is_flagged_and_accepting_it_asks_for_an_edit(client, tagger, queue):
@@ -335,7 +379,7 @@ def test_invalid_edit_shows_the_item_again_with_errors_and_nothing_lost(
     assert re.search(r'name="tags"[^>]*value="space, suit"', html)
     assert re.search(r'id="f-category"[^>]*data-first autofocus', html)
     assert re.search(r'aria-invalid="true" aria-describedby="e-material"', html)
-    assert ("<datalist" in html) is not htmx  # the page keeps its datalists on a swap
+    assert ("data-terms-url" in html) is not htmx  # the page keeps its type-ahead on a swap
     assert state() == before
 
 
@@ -424,13 +468,126 @@ def test_a_stale_submission_changes_nothing_and_says_why(client, tagger, queue, 
 
     response = client.post(
         reverse("review_accept", args=[first.pk]),
-        {"version": first.version - 1, "seconds": "3"},
+        {"version": first.version - 1, "seconds": "3", "shown": shown_token(first)},
         **(HTMX if htmx else {}),
     )
 
     page = text(response if htmx else client.get(response["Location"]))
     assert "changed or was taken by someone else while you had it open; nothing was saved" in page
     assert state(leases=False) == before
+
+
+@pytest.mark.parametrize("htmx", [False, True], ids=["page", "htmx"])
+@pytest.mark.parametrize("shown", ["", "an earlier page"], ids=["no token", "old token"])
+def test_a_decision_on_an_item_not_yet_shown_is_refused(client, tagger, queue, htmx, shown):
+    # given the first item shown twice (the second rendering voids the first's token)
+    first, second = queue(2)
+    client.force_login(tagger)
+    client.get(reverse("review_queue"))
+    earlier = shown_token(first)
+    client.get(reverse("review_queue"), **HTMX)
+    before = state(leases=False)
+
+    # when a decision arrives without the current token
+    response = decide(client, "accept", first, htmx=htmx, shown=earlier if shown else "")
+
+    # then 409, nothing decided, and the same item is shown again with why
+    assert response.status_code == 409
+    assert state(leases=False) == before
+    assert shown_sku(response) == first.sku
+    assert "before this item was on your screen, so nothing was saved" in text(response)
+    # the answer is a new rendering: its token (in the page, for no JavaScript) decides
+    token = shown_token(first)
+    assert token not in (earlier, "")
+    if not htmx:
+        noscript = f'<noscript><input type="hidden" name="shown" value="{token}"></noscript>'
+        assert response.content.decode().count(noscript) == 4  # accept, edit, reject, skip
+    assert decide(client, "accept", first, htmx=True, shown=token).status_code == 200
+    first.refresh_from_db()
+    assert first.status == "reviewed"
+
+
+def test_a_decision_for_an_item_not_held_is_refused_and_shows_the_next(client, tagger, queue):
+    first, second = queue(2)
+    client.force_login(tagger)
+    before = state(leases=False)
+
+    response = decide(client, "accept", first, htmx=True, shown="guess")
+
+    assert response.status_code == 409
+    assert state(leases=False)[0] == before[0] and not Decision.objects.exists()
+    assert shown_sku(response) == first.sku  # now claimed and shown
+
+
+def test_bulk_accept_of_a_group_not_shown_is_refused(client, tagger, queue):
+    products = queue(2)
+    client.force_login(tagger)
+    client.get(reverse("review_bulk"))
+    old = bulk_token()
+    client.get(reverse("review_bulk"), **HTMX)
+    before = state(leases=False)
+
+    response = client.post(
+        reverse("review_bulk_accept"),
+        {"accept": [p.pk for p in products], "item": [f"{p.pk}:2" for p in products], "shown": old},
+        **HTMX,
+    )
+
+    assert response.status_code == 409
+    assert "nothing was saved" in text(response)
+    assert state(leases=False)[0] == before[0] and not Decision.objects.exists()
+
+
+# --- the taxonomy for the type-ahead ------------------------------------------------------
+
+
+def terms_url(response) -> str:
+    return html_lib.unescape(re.search(r'data-terms-url="([^"]+)"', response.content.decode())[1])
+
+
+def test_the_taxonomy_comes_once_per_version_from_a_cached_url(client, tagger, queue):
+    queue(1)
+    client.force_login(tagger)
+    url = terms_url(client.get(reverse("review_queue")))
+
+    response = client.get(url)
+
+    assert response.status_code == 200
+    assert response["Cache-Control"] == "private, max-age=31536000, immutable"
+    data = response.json()
+    assert url.endswith(f"/{data['version']}.json")
+    assert response["ETag"] == f'"{data["version"]}"'
+    assert ["Clothing > Tops > Crop Tops", "Crop Tops", ["cropped top"]] in data["category"]
+    assert ["Navy Blue", "Navy Blue", ["navy"]] in [
+        [name, label, synonyms[:1]] for name, label, synonyms in data["attributes"]["color"]
+    ]
+    assert client.get(url, HTTP_IF_NONE_MATCH=response["ETag"]).status_code == 304
+
+
+def test_an_edited_taxonomy_gets_a_new_terms_url(client, tagger, queue):
+    queue(1)
+    client.force_login(tagger)
+    old = terms_url(client.get(reverse("review_queue")))
+    crop = Category.objects.get(path="Clothing > Tops > Crop Tops")
+    crop.synonyms = [*crop.synonyms, "midriff top"]
+    crop.save()
+
+    new = terms_url(client.get(reverse("review_queue")))
+    response = client.get(old)
+
+    assert new != old
+    assert response.status_code == 302 and response["Location"] == new
+    assert "no-cache" in response["Cache-Control"]
+    assert ["Clothing > Tops > Crop Tops", "Crop Tops", ["cropped top", "midriff top"]] in (
+        client.get(new).json()["category"]
+    )
+
+
+def test_the_terms_need_a_reviewer(client, queue, request):
+    queue(1)
+    client.force_login(request.getfixturevalue("manager"))
+
+    assert client.get(reverse("review_terms", args=["x"])).status_code == 403
 
 
 def test_an_item_taken_by_someone_else_is_stale(client, tagger, other_tagger, queue):
@@ -455,10 +612,11 @@ def test_stats_show_items_done_today_and_the_median_time(client, tagger, queue):
     client.force_login(tagger)
     client.get(reverse("review_queue"))
     for product, seconds in zip(products[:2], ("3", "8"), strict=True):
+        client.get(reverse("review_queue"))  # shows the item: POST-redirect-GET
         product.refresh_from_db()
         client.post(
             reverse("review_accept", args=[product.pk]),
-            {"version": product.version, "seconds": seconds},
+            {"version": product.version, "seconds": seconds, "shown": shown_token(product)},
         )
 
     page = text(client.get(reverse("review_queue")))
@@ -471,8 +629,15 @@ def test_seconds_are_bounded_and_default_to_zero_without_javascript(client, tagg
     client.force_login(tagger)
     client.get(reverse("review_queue"))
 
-    client.post(reverse("review_skip", args=[first.pk]), {"version": 2, "seconds": "nan"})
-    client.post(reverse("review_skip", args=[second.pk]), {"version": 2, "seconds": "99999"})
+    client.post(
+        reverse("review_skip", args=[first.pk]),
+        {"version": 2, "seconds": "nan", "shown": shown_token(first)},
+    )
+    client.get(reverse("review_queue"))
+    client.post(
+        reverse("review_skip", args=[second.pk]),
+        {"version": 2, "seconds": "99999", "shown": shown_token(second)},
+    )
 
     assert list(Decision.objects.order_by("id").values_list("seconds_spent", flat=True)) == [
         0.0,
@@ -543,7 +708,7 @@ def test_empty_queue_says_nothing_is_open(client, tagger, default_taxonomy, htmx
     page = text(response)
     assert response.status_code == 200
     assert "Nothing to review right now" in page
-    assert "0 open 0 held by others 0 waiting for annotation" in page
+    assert "0 open 0 held by others 0 being annotated 0 pending" in page
     assert "The queue is empty" in page
     assert 'hx-trigger="every 20s" data-when-visible' in response.content.decode()
 
@@ -564,15 +729,28 @@ def test_empty_queue_counts_items_held_by_others(client, tagger, queue, htmx):
 
 
 @pytest.mark.parametrize("htmx", [False, True], ids=["page", "htmx"])
-def test_empty_queue_counts_items_waiting_for_annotation(
-    client, tagger, default_taxonomy, make_products, htmx
+@pytest.mark.parametrize("role", ["tagger", "manager_tagger"])
+def test_empty_queue_says_products_are_pending_and_who_may_start(
+    client, request, default_taxonomy, make_products, htmx, role
 ):
-    make_products(3)
+    products = make_products(4)
+    Product.objects.filter(pk=products[0].pk).update(status=Product.Status.ANNOTATING)
+    user = request.getfixturevalue("tagger")
+    if role == "manager_tagger":
+        user.groups.add(Group.objects.get(name=MANAGERS))
 
-    page = text(client_get(client, tagger, htmx))
+    response = client_get(client, user, htmx)
 
-    assert "0 open 0 held by others 3 waiting for annotation" in page
-    assert "still being annotated" in page
+    page = text(response)
+    assert "0 open 0 held by others 1 being annotated 3 pending" in page
+    assert "1 product being annotated now: those the AI is unsure of arrive here." in page
+    assert "3 products pending, not yet sent for annotation." in page
+    link = f'<a href="{reverse("batch_list")}">Send them for annotation</a>'
+    if role == "tagger":
+        assert link not in response.content.decode()
+        assert "A manager starts annotation from the Annotate page." in page
+    else:
+        assert link in response.content.decode()
 
 
 def client_get(client, user, htmx: bool):
@@ -613,6 +791,7 @@ def test_bulk_accept_accepts_the_ticked_and_returns_the_unticked(
         {
             "accept": [p.pk for p in products if p != unticked],
             "item": [f"{p.pk}:2" for p in products],
+            "shown": bulk_token(),
         },
         **(HTMX if htmx else {}),
     )
@@ -647,7 +826,11 @@ def test_bulk_accept_reports_items_that_could_not_be_accepted(client, tagger, qu
 
     response = client.post(
         reverse("review_bulk_accept"),
-        {"accept": [p.pk for p in products], "item": [f"{stale.pk}:1", f"{products[1].pk}:2"]},
+        {
+            "accept": [p.pk for p in products],
+            "item": [f"{stale.pk}:1", f"{products[1].pk}:2"],
+            "shown": bulk_token(),
+        },
         **HTMX,
     )
 
@@ -680,10 +863,11 @@ def review_urls(product: Product) -> list[tuple[str, str, dict, int]]:
     return [
         ("get", reverse("review_queue"), {}, 200),
         ("get", reverse("review_bulk"), {}, 200),
-        ("post", reverse("review_accept", args=[product.pk]), item, 302),
-        ("post", reverse("review_edit", args=[product.pk]), {**item, "category": "tee"}, 302),
-        ("post", reverse("review_reject", args=[product.pk]), item, 302),
-        ("post", reverse("review_skip", args=[product.pk]), item, 302),
+        # No page showed the item: refused, the item is shown (409)
+        ("post", reverse("review_accept", args=[product.pk]), item, 409),
+        ("post", reverse("review_edit", args=[product.pk]), {**item, "category": "tee"}, 409),
+        ("post", reverse("review_reject", args=[product.pk]), item, 409),
+        ("post", reverse("review_skip", args=[product.pk]), item, 409),
         ("post", reverse("review_undo"), {}, 302),
         ("post", reverse("review_renew"), {"product": product.pk}, 204),
         ("post", reverse("review_release"), {"product": product.pk}, 204),

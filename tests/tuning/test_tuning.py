@@ -16,6 +16,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.conf import settings
 from django.db import connection
 from django.db.models import Model
 from django.test.utils import CaptureQueriesContext
@@ -110,6 +111,7 @@ def review_next(reviewer, product: Product, action: str, values: dict | None = N
         action=action,
         values=values,
         vocabulary=vocabulary_current(),
+        shown=claim.shown_token,
     ).decision
 
 
@@ -630,6 +632,14 @@ def test_calibration_page_and_apply_to_a_category(client, taxonomist, calibrated
     assert "would auto-accept 40.0% of the reviewed sample (2/5)" in page
     assert "kept: 2/3, 95% CI 20.8–93.9%" in page
     assert '<code id="env-line">REVIEW_THRESHOLD=0.95</code>' in page
+    # what applies now and what is suggested, each named as such
+    current = re.search(
+        r'Current</strong> global threshold: <span id="current-threshold">([^<]+)', page
+    )
+    suggested = re.search(
+        r'Suggested</strong> for [^:]+: <span id="suggested-threshold">([^<]+)', page
+    )
+    assert (float(current[1]), suggested[1]) == (settings.REVIEW_THRESHOLD, "0.95")
     assert "<header" not in fragment and "precision 50.0% (1/2 kept)" in fragment
 
     response = client.post(
