@@ -9,7 +9,6 @@ def ensure_default_prompt(sender, using="default", **kwargs) -> None:
     flush between tests), which a data migration would miss."""
     from annotator.models import PromptVersion
     from annotator.prompts import DEFAULT_SYSTEM_PROMPT, DEFAULT_USER_TEMPLATE
-    from annotator.schema import strict_json_schema
 
     if not PromptVersion.objects.using(using).exists():
         PromptVersion.objects.using(using).create(
@@ -17,7 +16,6 @@ def ensure_default_prompt(sender, using="default", **kwargs) -> None:
             name="Baseline: taxonomy in the system prompt, strict JSON schema",
             system_prompt=DEFAULT_SYSTEM_PROMPT,
             user_template=DEFAULT_USER_TEMPLATE,
-            json_schema=strict_json_schema(),
             is_active=True,
         )
 

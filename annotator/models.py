@@ -22,6 +22,8 @@ class PromptVersion(models.Model):
     model = models.CharField(
         max_length=200, blank=True, help_text="Blank: the configured ANNOTATOR_MODEL."
     )
+    # Not read: the schema sent to the model is built from the taxonomy's attributes
+    # (annotator.schema.strict_json_schema). Kept so old rows stay as they were.
     json_schema = models.JSONField(default=dict, blank=True)
     is_active = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -103,6 +103,15 @@ def _tolerate(data: dict[str, Any]) -> dict[str, Any]:
     tags = data.get("tags")
     if isinstance(tags, str):
         data["tags"] = [tag.strip() for tag in tags.split(",") if tag.strip()]
+    attributes = data.get("attributes")
+    if isinstance(attributes, dict):
+        # Codes outside the taxonomy's set are dropped later (answer_validate);
+        # a number or a one-item list for one of them must not sink the answer.
+        data["attributes"] = {
+            str(code): _text_or_none(value)
+            for code, value in attributes.items()
+            if _text_or_none(value) is not _UNUSABLE
+        }
     field_confidence = data.get("field_confidence")
     if isinstance(field_confidence, dict):
         # The same percent tolerance the schema applies to `confidence`.
@@ -111,6 +120,19 @@ def _tolerate(data: dict[str, Any]) -> dict[str, Any]:
             for key, value in field_confidence.items()
         }
     return data
+
+
+_UNUSABLE = object()
+
+
+def _text_or_none(value: Any) -> Any:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, list) and len(value) == 1 and isinstance(value[0], str):
+        return value[0]
+    return _UNUSABLE
 
 
 def _describe(exc: ValidationError) -> str:

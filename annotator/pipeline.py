@@ -30,7 +30,7 @@ from annotator.pricing import cost_usd
 from annotator.prompts import render_system_prompt, render_user_prompt
 from annotator.providers.base import AnnotationRequest, ProviderError
 from annotator.routing import Served, annotate_routed, arm_model
-from annotator.schema import ATTRIBUTE_CODES, AnnotationOut, strict_json_schema
+from annotator.schema import CATEGORY_FIELDS, AnnotationOut, answer_validate, strict_json_schema
 from catalog.events import product_event_record
 from catalog.models import Product, ProductEvent, ProductImage
 from catalog.taxonomy.vocabulary import CategoryTerm, Vocabulary, vocabulary_current
@@ -39,7 +39,9 @@ log = logging.getLogger(__name__)
 
 MIN_TAGS, MAX_TAGS = 5, 8
 UNMAPPED_PENALTY = 0.15
-MISSING_ATTRIBUTE_PENALTY = 0.03
+# Spread over the attributes that apply, so a taxonomy with more attributes
+# does not push more items to review (0.03 each with five attributes).
+MISSING_ATTRIBUTES_PENALTY = 0.15
 
 
 @dataclass
@@ -49,17 +51,26 @@ class Normalised:
     tags: list[str]
     unmapped: dict[str, str]  # field -> raw value that mapped to nothing
     missing: list[str]  # fields the model left empty
+    applicable: list[str] = field(default_factory=list)  # attribute codes for the category
     field_confidence: dict[str, float] = field(default_factory=dict)
+    key_attribute: str | None = None  # the taxonomy's first attribute caps the score
 
 
 def annotation_normalise(answer: AnnotationOut, vocabulary: Vocabulary) -> Normalised:
-    """Map the model's words to taxonomy rows; keep what maps to nothing."""
+    """Map the model's words to taxonomy rows; keep what maps to nothing.
+
+    The attributes are the taxonomy's active ones that apply to the matched
+    category (all of them while the category is unknown): an answer for an
+    attribute limited to other categories, or no longer active, is dropped
+    with its confidence."""
+    answer = answer_validate(answer.model_dump(), list(vocabulary.attributes))
     term, unmapped_fields = vocabulary.match_category(answer.category, answer.subcategory)
     unmapped = {name: getattr(answer, name) for name in unmapped_fields}
     missing = [] if (answer.category or answer.subcategory) else ["category"]
     attributes: dict[str, str] = {}
-    for code in ATTRIBUTE_CODES:
-        raw = getattr(answer.attributes, code)
+    applicable = vocabulary.attributes_for(term)
+    for code in applicable:
+        raw = answer.attributes.get(code)
         if not raw:
             missing.append(code)
             continue
@@ -76,11 +87,13 @@ def annotation_normalise(answer: AnnotationOut, vocabulary: Vocabulary) -> Norma
         ),
         unmapped=unmapped,
         missing=missing,
+        applicable=applicable,
         field_confidence={
             name: value
-            for name, value in answer.field_confidence.model_dump().items()
-            if value is not None
+            for name, value in answer.field_confidence.items()
+            if value is not None and (name in CATEGORY_FIELDS or name in applicable)
         },
+        key_attribute=next(iter(vocabulary.attributes), None),
     )
 
 
@@ -106,19 +119,23 @@ def normalise_tags(tags: list[str], *, fill: list[str]) -> list[str]:
 
 
 def routing_score(answer: AnnotationOut, normalised: Normalised) -> float:
-    """The model's confidence, capped by its least sure key field, lowered for
-    every value that maps to nothing and every attribute left out. Image
-    issues and a missing category route to review on their own."""
+    """The model's confidence, capped by its least sure key field (category,
+    subcategory and the taxonomy's first attribute, colour in the default
+    one), lowered for every value that maps to nothing and by the share of
+    the applicable attributes left out. Image issues and a missing category
+    route to review on their own."""
     score = answer.confidence
     key_fields = [
         normalised.field_confidence[name]
-        for name in ("category", "subcategory", "color")
+        for name in (*CATEGORY_FIELDS, normalised.key_attribute)
         if name in normalised.field_confidence
     ]
     if key_fields:
         score = min(score, *key_fields)
     score -= UNMAPPED_PENALTY * len(normalised.unmapped)
-    score -= MISSING_ATTRIBUTE_PENALTY * len([m for m in normalised.missing if m != "category"])
+    left_out = len([m for m in normalised.missing if m != "category"])
+    if normalised.applicable:
+        score -= MISSING_ATTRIBUTES_PENALTY * left_out / len(normalised.applicable)
     if normalised.category is None:
         score = min(score, 0.0)
     return round(max(0.0, min(1.0, score)), 4)
@@ -229,7 +246,8 @@ def annotation_request_build(
         system_prompt=system_prompt or render_system_prompt(prompt.system_prompt, vocabulary),
         user_prompt=render_user_prompt(prompt.user_template, title=product.title),
         model=model or prompt_model(prompt),
-        json_schema=prompt.json_schema or strict_json_schema(),
+        # From the taxonomy, not the prompt version: the attribute set is data.
+        json_schema=strict_json_schema(list(vocabulary.attributes)),
         vocabulary=vocabulary,
         image_detail=settings.ANNOTATOR_IMAGE_DETAIL,
     )
@@ -417,6 +435,8 @@ def _routed_fields(
     )
     return {
         "status": Annotation.Status.OK,
+        # The answer as given (every attribute it named): re-normalising after
+        # a taxonomy change can then pick up a newly applicable attribute.
         "parsed": answer.model_dump(),
         "category_id": normalised.category.id if normalised.category else None,
         "attributes": normalised.attributes,

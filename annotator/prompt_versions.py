@@ -7,7 +7,6 @@ from django.db import transaction
 from django.utils import timezone
 
 from annotator.models import PromptActivation, PromptVersion
-from annotator.schema import strict_json_schema
 
 
 class PromptVersionError(ValueError):
@@ -24,8 +23,8 @@ def prompt_version_create(
     user_template: str,
     model: str = "",
 ) -> PromptVersion:
-    """A new, inactive version numbered after the highest one; the JSON
-    schema is the source's (the contract does not change with the wording)."""
+    """A new, inactive version numbered after the highest one. It carries no
+    JSON schema: the schema is built from the taxonomy's attributes at each call."""
     name, model = name.strip(), model.strip()
     if not name:
         raise PromptVersionError("Give the version a name.")
@@ -42,7 +41,6 @@ def prompt_version_create(
         system_prompt=system_prompt,
         user_template=user_template,
         model=model[:200],
-        json_schema=source.json_schema if source and source.json_schema else strict_json_schema(),
         created_by=user,
     )
 

@@ -34,7 +34,10 @@ def render_taxonomy(vocabulary: Vocabulary) -> str:
     lines += render_category_groups(vocabulary)
     for code, values in vocabulary.attributes.items():
         lines.append("")
-        lines.append(f"Allowed {code} values: " + ", ".join(value.name for value in values))
+        lines.append(
+            f"Allowed {code} values{_scope_note(vocabulary, code)}: "
+            + ", ".join(value.name for value in values)
+        )
     return "\n".join(lines)
 
 
@@ -67,6 +70,20 @@ def prompt_tokens_estimate(text: str) -> int:
     """Input tokens of a text as characters / 4 (no tokenizer is installed:
     tiktoken needs its encoding files from the internet)."""
     return (len(text) + 3) // 4
+
+
+def _scope_note(vocabulary: Vocabulary, code: str) -> str:
+    """Where an attribute applies. Every attribute is in the one schema
+    (nullable), so the prompt says which apply where; the pipeline drops the
+    others once the category is known (bench/attribute_prompt_bench.py
+    measured this against a two-step prompt)."""
+    term = vocabulary.attribute_terms.get(code)
+    name = term.name if term else code
+    label = f" ({name})" if name.lower() != code.replace("_", " ").lower() else ""
+    if term is None or term.scope is None:
+        return label
+    where = "; ".join(term.scope_paths) or "no category"
+    return f"{label}, only for {where} (null for other products)"
 
 
 def render_system_prompt(template: str, vocabulary: Vocabulary) -> str:

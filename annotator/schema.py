@@ -1,52 +1,36 @@
 """The annotation contract (DESIGN.md): one JSON object per image.
 
-The pydantic model validates what a provider returns and is also the JSON
-schema sent to the model for structured outputs. Field names follow the
-industry-standard request Loupe replaces."""
+The attribute set is the taxonomy's, not this module's: `AnnotationOut`
+holds attributes and per-field confidences as dicts keyed by attribute code,
+and `answer_model(codes)` builds, for the taxonomy's active attributes, the
+pydantic model whose strict JSON schema is sent to the model and which
+validates its answer. Field names follow the industry-standard request
+Loupe replaces."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
-ATTRIBUTE_CODES = ("color", "material", "style", "pattern", "season")
-
-
-class Attributes(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    color: str | None = None
-    material: str | None = None
-    style: str | None = None
-    pattern: str | None = None
-    season: str | None = None
-
-
-class FieldConfidence(BaseModel):
-    """Per-field confidence in [0, 1]; a fixed set of keys so strict
-    structured-output servers accept the schema."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    category: float | None = Field(default=None, ge=0, le=1)
-    subcategory: float | None = Field(default=None, ge=0, le=1)
-    color: float | None = Field(default=None, ge=0, le=1)
-    material: float | None = Field(default=None, ge=0, le=1)
-    style: float | None = Field(default=None, ge=0, le=1)
-    pattern: float | None = Field(default=None, ge=0, le=1)
-    season: float | None = Field(default=None, ge=0, le=1)
+Confidence = Annotated[float, Field(ge=0, le=1)]
+CATEGORY_FIELDS = ("category", "subcategory")
 
 
 class AnnotationOut(BaseModel):
+    """A parsed answer. Stored as `Annotation.parsed`; answers stored before
+    attributes became data have the same shape (a code -> value object)."""
+
     model_config = ConfigDict(extra="ignore")
 
     category: str | None = None
     subcategory: str | None = None
-    attributes: Attributes = Field(default_factory=Attributes)
+    attributes: dict[str, str | None] = Field(default_factory=dict)
     tags: list[str] = Field(default_factory=list)
     confidence: float = Field(default=0.0, ge=0, le=1)
-    field_confidence: FieldConfidence = Field(default_factory=FieldConfidence)
+    field_confidence: dict[str, Confidence | None] = Field(default_factory=dict)
     image_issues: list[str] = Field(default_factory=list)
 
     @field_validator("category", "subcategory", mode="before")
@@ -65,10 +49,46 @@ class AnnotationOut(BaseModel):
         return value
 
 
-def strict_json_schema() -> dict[str, Any]:
+@lru_cache(maxsize=32)
+def answer_model(codes: tuple[str, ...]) -> type[BaseModel]:
+    """The answer for these attribute codes as a pydantic model: one nullable
+    string per attribute, one nullable confidence per field. Field names are
+    positional (codes are slugs and may hold "-"); the codes are the aliases,
+    so the schema and the validated data use the codes."""
+    attributes = create_model(
+        "Attributes",
+        __config__=ConfigDict(extra="ignore", populate_by_name=True),
+        **{f"a{i}": (str | None, Field(default=None, alias=code)) for i, code in enumerate(codes)},
+    )
+    fields = (*CATEGORY_FIELDS, *codes)
+    confidence = create_model(
+        "FieldConfidence",
+        __config__=ConfigDict(extra="ignore", populate_by_name=True),
+        **{
+            f"f{i}": (Confidence | None, Field(default=None, alias=name))
+            for i, name in enumerate(fields)
+        },
+    )
+    return create_model(
+        "Annotation",
+        __base__=AnnotationOut,
+        attributes=(attributes, Field(default_factory=attributes)),
+        field_confidence=(confidence, Field(default_factory=confidence)),
+    )
+
+
+def answer_validate(data: dict[str, Any], codes: Sequence[str]) -> AnnotationOut:
+    """Validate an answer against the attribute set: values that are not
+    strings fail, attributes outside the set are dropped. Raises
+    pydantic.ValidationError."""
+    answer = answer_model(tuple(codes)).model_validate(data)
+    return AnnotationOut.model_validate(answer.model_dump(by_alias=True))
+
+
+def strict_json_schema(codes: Sequence[str] = ()) -> dict[str, Any]:
     """The schema for OpenAI-style strict structured outputs: every property
     required (nullable where optional), no additional properties, no $refs."""
-    schema = AnnotationOut.model_json_schema()
+    schema = answer_model(tuple(codes)).model_json_schema(by_alias=True)
     defs = schema.pop("$defs", {})
 
     def resolve(node: Any) -> Any:

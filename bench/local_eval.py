@@ -200,10 +200,10 @@ class Tally:
     def score_style(self, vocabulary: Vocabulary, answer: AnnotationOut, usage: str) -> None:
         """styles.csv's `usage` (Casual, Sports, Ethnic, Formal...) is a style."""
         truth = vocabulary.match_value("style", usage)
-        if truth is None or answer.attributes.style is None:
+        if truth is None or answer.attributes.get("style") is None:
             return
         self.style_answered += 1
-        self.style_right += answer.attributes.style == truth.name
+        self.style_right += answer.attributes.get("style") == truth.name
 
     def score_colour(
         self,
@@ -217,13 +217,15 @@ class Tally:
             self.unmapped_colour[base_colour] += 1
             return
         self.colour_n += 1
-        right = answer.attributes.color == truth.name
+        right = answer.attributes.get("color") == truth.name
         self.colour_right += right
-        self.family_right += FAMILY_OF.get(answer.attributes.color or "") == FAMILY_OF[truth.name]
-        pixel_right = pixels_only.attributes.color == truth.name
+        self.family_right += (
+            FAMILY_OF.get(answer.attributes.get("color") or "") == FAMILY_OF[truth.name]
+        )
+        pixel_right = pixels_only.attributes.get("color") == truth.name
         self.pixel_colour_right += pixel_right
         self.pixel_family_right += (
-            FAMILY_OF.get(pixels_only.attributes.color or "") == FAMILY_OF[truth.name]
+            FAMILY_OF.get(pixels_only.attributes.get("color") or "") == FAMILY_OF[truth.name]
         )
         self.keep(f"colour_when_{'right' if right else 'wrong'}", answer.field_confidence.color)
         self.calibrate("colour_by_its_confidence", answer.field_confidence.color, right)
@@ -235,9 +237,9 @@ class Tally:
             pixels_only.field_confidence.color,
         )
         if not right:
-            self.colour_errors[(truth.name, answer.attributes.color or "-")] += 1
+            self.colour_errors[(truth.name, answer.attributes.get("color") or "-")] += 1
         if not pixel_right:
-            self.pixel_colour_errors[(truth.name, pixels_only.attributes.color or "-")] += 1
+            self.pixel_colour_errors[(truth.name, pixels_only.attributes.get("color") or "-")] += 1
 
     def figures(self, *, with_colour: bool) -> dict[str, object]:
         def share(count: int, total: int) -> float | None:

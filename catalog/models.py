@@ -55,11 +55,25 @@ class Category(models.Model):
 
 
 class Attribute(models.Model):
-    """A kind of metadata with a closed vocabulary: color, material, style..."""
+    """A kind of metadata with a closed vocabulary: color, material, style...
+
+    The set of attributes is data: the annotation schema, the prompt, the
+    review form, corrections and exports are built from these rows. `code` is
+    the stable key in stored answers and final metadata; `name` is the label.
+    An attribute limited to `categories` applies to products in those
+    categories and their subtrees; none means every category."""
 
     code = models.SlugField(max_length=50, unique=True)
     name = models.CharField(max_length=100)
     position = models.PositiveSmallIntegerField(default=0)
+    is_active = models.BooleanField(default=True)
+    categories = models.ManyToManyField(
+        Category,
+        blank=True,
+        related_name="scoped_attributes",
+        help_text="Limit the attribute to these categories and their subtrees; empty = all.",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["position", "code"]
@@ -232,6 +246,9 @@ class TaxonomyChange(models.Model):
         CATEGORY_MERGE = "category_merge", "Categories merged"
         ATTRIBUTE_ADD = "attribute_add", "Attribute added"
         ATTRIBUTE_RENAME = "attribute_rename", "Attribute renamed"
+        ATTRIBUTE_SCOPE = "attribute_scope", "Attribute categories set"
+        ATTRIBUTE_DEACTIVATE = "attribute_deactivate", "Attribute deactivated"
+        ATTRIBUTE_ACTIVATE = "attribute_activate", "Attribute activated"
         VALUE_ADD = "value_add", "Value added"
         VALUE_RENAME = "value_rename", "Value renamed"
         VALUE_EDIT = "value_edit", "Value edited"

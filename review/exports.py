@@ -21,34 +21,44 @@ from django.db.models import Prefetch
 from django.urls import reverse
 from django.utils import timezone
 
-from catalog.models import ProductImage
+from catalog.models import Attribute, ProductImage
 from config.csv_cells import csv_cell
 from review.models import Correction, Decision
-from review.services import FIELDS
+from review.services import review_fields
 
 FORMATS = ("csv", "jsonl")
 CHUNK_SIZE = 1000
-ATTRIBUTE_CODES = ("color", "material", "style", "pattern", "season")
-VALUE_COLUMNS = ("category_id", "category", *ATTRIBUTE_CODES, "tags")
-CSV_COLUMNS = (
-    "decision_id",
-    "action",
-    "sku",
-    "title",
-    "image_sha256",
-    "image_url",
-    "image_source_url",
-    *(f"ai_{name}" for name in VALUE_COLUMNS),
-    "ai_model",
-    "ai_prompt_version",
-    "ai_arm",
-    "ai_confidence",
-    "ai_review_reason",
-    *(f"final_{name}" for name in VALUE_COLUMNS),
-    "changed_fields",
-    "reviewer",
-    "decided_at",
-)
+
+
+def attribute_codes() -> list[str]:
+    """Every attribute of the taxonomy, inactive ones too (older decisions
+    hold them), in the admin's order: one CSV column pair each."""
+    return list(Attribute.objects.order_by("position", "code").values_list("code", flat=True))
+
+
+def csv_columns(codes: Iterable[str]) -> tuple[str, ...]:
+    values = ("category_id", "category", *codes, "tags")
+    return (
+        "decision_id",
+        "action",
+        "sku",
+        "title",
+        "image_sha256",
+        "image_url",
+        "image_source_url",
+        *(f"ai_{name}" for name in values),
+        "ai_model",
+        "ai_prompt_version",
+        "ai_arm",
+        "ai_confidence",
+        "ai_review_reason",
+        *(f"final_{name}" for name in values),
+        "changed_fields",
+        "reviewer",
+        "decided_at",
+    )
+
+
 LIST_SEPARATOR = "|"
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -93,11 +103,12 @@ def _decisions(*, since: date | None):
 def corrections_export_rows(
     *, since: date | None, chunk_size: int = CHUNK_SIZE
 ) -> Iterator[dict[str, Any]]:
+    fields = review_fields()
     for decision in _decisions(since=since).iterator(chunk_size=chunk_size):
-        yield _record(decision)
+        yield _record(decision, fields)
 
 
-def _record(decision: Decision) -> dict[str, Any]:
+def _record(decision: Decision, fields: tuple[str, ...]) -> dict[str, Any]:
     product, annotation = decision.product, decision.annotation
     # The image the AI was shown; the product's primary one if that is gone.
     image = annotation.image if annotation and annotation.image else None
@@ -127,7 +138,10 @@ def _record(decision: Decision) -> dict[str, Any]:
             "review_reason": annotation.review_reason if annotation else "",
         },
         "final": decision.after,
-        "changed_fields": [name for name in FIELDS if name in changed],
+        "changed_fields": [
+            *(name for name in fields if name in changed),
+            *sorted(changed - set(fields)),  # an attribute deleted since
+        ],
         "reviewer": decision.reviewer.get_username(),
         "decided_at": decision.created_at.isoformat(),
     }
@@ -141,18 +155,18 @@ def jsonl_lines(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
         yield json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n"
 
 
-def _values_columns(prefix: str, values: dict[str, Any]) -> dict[str, Any]:
+def _values_columns(prefix: str, values: dict[str, Any], codes: Iterable[str]) -> dict[str, Any]:
     attributes = values.get("attributes") or {}
     return {
         f"{prefix}_category_id": values.get("category_id"),
         f"{prefix}_category": values.get("category", ""),
-        **{f"{prefix}_{code}": attributes.get(code, "") for code in ATTRIBUTE_CODES},
+        **{f"{prefix}_{code}": attributes.get(code, "") for code in codes},
         f"{prefix}_tags": LIST_SEPARATOR.join(values.get("tags") or []),
     }
 
 
-def csv_record(row: dict[str, Any]) -> dict[str, Any]:
-    """One export record flattened to the CSV columns."""
+def csv_record(row: dict[str, Any], codes: Iterable[str]) -> dict[str, Any]:
+    """One export record flattened to the CSV columns of these attribute codes."""
     ai = row["ai"]
     return {
         "decision_id": row["decision_id"],
@@ -162,13 +176,13 @@ def csv_record(row: dict[str, Any]) -> dict[str, Any]:
         "image_sha256": row["image"]["sha256"],
         "image_url": row["image"]["url"],
         "image_source_url": row["image"]["source_url"],
-        **_values_columns("ai", ai),
+        **_values_columns("ai", ai, codes),
         "ai_model": ai["model"],
         "ai_prompt_version": ai["prompt_version"],
         "ai_arm": ai["arm"],
         "ai_confidence": ai["confidence"],
         "ai_review_reason": ai["review_reason"],
-        **_values_columns("final", row["final"]),
+        **_values_columns("final", row["final"], codes),
         "changed_fields": LIST_SEPARATOR.join(row["changed_fields"]),
         "reviewer": row["reviewer"],
         "decided_at": row["decided_at"],
@@ -183,12 +197,16 @@ class _Line:
         return text
 
 
-def csv_lines(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
+def csv_lines(rows: Iterable[dict[str, Any]], codes: list[str] | None = None) -> Iterator[str]:
+    """A header, then one line a record. The attribute columns are the
+    taxonomy's when the export starts (`codes` overrides)."""
+    codes = attribute_codes() if codes is None else codes
+    columns = csv_columns(codes)
     writer = csv.writer(_Line())
-    yield writer.writerow(CSV_COLUMNS)
+    yield writer.writerow(columns)
     for row in rows:
-        flat = csv_record(row)
-        yield writer.writerow([csv_cell(flat[name]) for name in CSV_COLUMNS])
+        flat = csv_record(row, codes)
+        yield writer.writerow([csv_cell(flat[name]) for name in columns])
 
 
 def _write(lines: Iterator[str], stream: IO[str]) -> int:

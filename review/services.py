@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import secrets
 import statistics
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -28,11 +29,10 @@ from django.utils import timezone
 
 from annotator.models import Annotation
 from catalog.events import product_event_record
-from catalog.models import Product, ProductEvent
+from catalog.models import Attribute, Product, ProductEvent
 from catalog.taxonomy.vocabulary import Vocabulary, vocabulary_current
 from review.models import Claim, Correction, Decision
 
-FIELDS = ("category", "color", "material", "style", "pattern", "season", "tags")
 DONE_MESSAGES = {"accept": "Accepted.", "edit": "Saved.", "reject": "Rejected."}
 
 
@@ -61,6 +61,14 @@ class InvalidValues(Exception):
     def __init__(self, errors: dict[str, str]):
         self.errors = errors
         super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+
+
+def review_fields() -> tuple[str, ...]:
+    """The fields a review decides, in form order: the category, every
+    attribute of the taxonomy (inactive ones too, so older corrections keep
+    their place in reports and exports), the tags."""
+    codes = Attribute.objects.order_by("position", "code").values_list("code", flat=True)
+    return ("category", *codes, "tags")
 
 
 def _lease_end():
@@ -241,13 +249,16 @@ def values_validate(raw: dict[str, Any], vocabulary: Vocabulary) -> dict[str, An
     elif not matches:
         errors["category"] = f"“{category_text}” is not a category in the taxonomy."
     attributes: dict[str, str] = {}
-    for code in vocabulary.attributes:
+    # Only the active attributes that apply to the chosen category are kept:
+    # a value for another category's attribute is not metadata of this product.
+    for code in vocabulary.attributes_for(matches[0] if matches else None):
         text = str(raw.get("attributes", {}).get(code) or "").strip()
         if not text:
             continue
         value = vocabulary.match_value(code, text)
         if value is None:
-            errors[code] = f"“{text}” is not an allowed {code}."
+            name = vocabulary.attribute_name(code).lower()
+            errors[code] = f"“{text}” is not an allowed {name}."
         else:
             attributes[code] = value.name
     tags: dict[str, None] = {}
@@ -266,10 +277,13 @@ def values_validate(raw: dict[str, Any], vocabulary: Vocabulary) -> dict[str, An
     }
 
 
-def _field_values(values: dict[str, Any]) -> dict[str, str]:
+def _field_values(values: dict[str, Any], codes: Iterable[str] = ()) -> dict[str, str]:
+    """One text per field: the category, each attribute the values hold (and
+    each of `codes`, blank when absent), the tags."""
+    attributes = values.get("attributes") or {}
     flat = {"category": values.get("category", "") or ""}
-    for code in ("color", "material", "style", "pattern", "season"):
-        flat[code] = values.get("attributes", {}).get(code, "") or ""
+    for code in [*attributes, *codes]:
+        flat[code] = attributes.get(code, "") or ""
     flat["tags"] = ", ".join(sorted(values.get("tags", [])))
     return flat
 
@@ -395,7 +409,13 @@ def decision_record(
         started_at=claim.claimed_at,
     )
     if action != Decision.Action.REJECT:
-        _corrections_record(decision=decision, annotation=annotation, before=before, after=after)
+        _corrections_record(
+            decision=decision,
+            annotation=annotation,
+            before=before,
+            after=after,
+            codes=vocabulary.attributes_for(vocabulary.category(after["category_id"])),
+        )
     product_event_record(
         kind=(
             ProductEvent.Kind.PRODUCT_REJECTED
@@ -409,8 +429,13 @@ def decision_record(
     return Outcome(decision, DONE_MESSAGES[action])
 
 
-def _corrections_record(*, decision: Decision, annotation, before: dict, after: dict) -> None:
-    ai, final = _field_values(before), _field_values(after)
+def _corrections_record(
+    *, decision: Decision, annotation, before: dict, after: dict, codes: list[str]
+) -> None:
+    """One row per field the reviewer changed: the category, the attributes
+    that apply to the final category (`codes`), the tags. A suggested value
+    for an attribute that no longer applies was dropped, not corrected."""
+    ai, final = _field_values(before, codes), _field_values(after, codes)
     Correction.objects.bulk_create(
         Correction(
             decision=decision,
@@ -424,7 +449,7 @@ def _corrections_record(*, decision: Decision, annotation, before: dict, after: 
             arm=annotation.arm if annotation else "",
             reviewer=decision.reviewer,
         )
-        for name in FIELDS
+        for name in ("category", *codes, "tags")
         if ai[name] != final[name]
     )
 

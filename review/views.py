@@ -332,11 +332,21 @@ def _field_rows(
             error=errors.get("category", ""),
         )
     ]
-    for code, label in Attribute.objects.order_by("position", "code").values_list("code", "name"):
+    # The attributes that apply to the category being decided (every active
+    # one while it is blank), then any other the suggestion holds: a stored
+    # answer from before an attribute was limited or deactivated still shows.
+    vocabulary = vocabulary_current()
+    matches = vocabulary.find_categories(values.get("category"))
+    codes = vocabulary.attributes_for(matches[0] if matches else None)
+    codes += [code for code in suggestion["attributes"] if code not in codes]
+    retired = [code for code in codes if code not in vocabulary.attributes]
+    names = dict(Attribute.objects.filter(code__in=retired).values_list("code", "name"))
+    for code in codes:
+        label = names.get(code) or vocabulary.attribute_name(code)
         rows.append(
             _row(
                 name=code,
-                label=label,
+                label=label if code in vocabulary.attributes else f"{label} (no longer asked)",
                 value=suggestion["attributes"].get(code, ""),
                 suggested=suggestion["attributes"].get(code, ""),
                 confidence=confidence.get(code),

@@ -1,6 +1,6 @@
 """The offline annotator: no key, no network, no Django models.
 
-Category, pattern, material, style and season come from the product title
+Category and every attribute (pattern, material, style...) come from the title
 matched against the taxonomy and its synonyms; the colour comes from the
 pixels (the product's dominant colour once the background is taken away) and
 from the title when it names one. It is a heuristic, so its confidence is
@@ -23,8 +23,9 @@ from typing import Any
 from PIL import Image, ImageChops
 
 from annotator.providers.base import AnnotationRequest, ProviderResult
-from annotator.schema import ATTRIBUTE_CODES, AnnotationOut, Attributes, FieldConfidence
+from annotator.schema import AnnotationOut
 from catalog.taxonomy.vocabulary import (
+    AttributeTerm,
     CategoryTerm,
     ValueTerm,
     Vocabulary,
@@ -111,18 +112,20 @@ def _decide(image_jpeg: bytes, title: str, vocabulary: Vocabulary) -> _Decision:
     category = _category_from_title(words, brand_end, vocabulary)
     # Colour words inside the category's own words name no colour: "Night Cream".
     inside = category.span if category else None
+    # Only the attributes that apply to the category ("Tie" is no closure of a tie).
+    codes = vocabulary.attributes_for(category.term if category else None)
     found = {
         code: _values_from_title(
             words, brand_end, vocabulary, code, skip=inside if code == "color" else None
         )
-        for code in ATTRIBUTE_CODES
+        for code in codes
     }
     pixels = _analyse_pixels(image_jpeg, _palette(vocabulary.attributes.get("color", ())))
 
     values: dict[str, ValueTerm | None] = {
-        code: (found[code][0] if found[code] else None) for code in ATTRIBUTE_CODES
+        code: (found[code][0] if found[code] else None) for code in codes
     }
-    title_colours = found["color"]
+    title_colours = found.get("color", [])
     evidence = "none"
     if title_colours:
         # With several ("Red & White Shirt"), the first: on the labelled data it
@@ -136,12 +139,17 @@ def _decide(image_jpeg: bytes, title: str, vocabulary: Vocabulary) -> _Decision:
             evidence = "title-several"
         else:
             evidence = "title+pixels" if seen else "title"
-    elif pixels is not None and pixels.color is not None:
+    elif pixels is not None and pixels.color is not None and "color" in values:
         values["color"] = pixels.color
         evidence = "pixels"
 
     pattern_from_pixels = False
-    if values["pattern"] is None and pixels is not None and pixels.dominant_share >= SOLID_SHARE:
+    if (
+        "pattern" in values
+        and values["pattern"] is None
+        and pixels is not None
+        and pixels.dominant_share >= SOLID_SHARE
+    ):
         values["pattern"] = vocabulary.match_value("pattern", "Solid")
         pattern_from_pixels = values["pattern"] is not None
     return _Decision(
@@ -183,7 +191,7 @@ def annotate_offline(image_jpeg: bytes, title: str, vocabulary: Vocabulary) -> A
         if pixels.foreground_share < NO_PRODUCT_SHARE:
             issues.append("no product visible")
 
-    confidence = FieldConfidence()
+    confidence: dict[str, float | None] = {}
     category_name = subcategory_name = None
     if category is not None:
         term = category.term
@@ -191,19 +199,19 @@ def annotate_offline(image_jpeg: bytes, title: str, vocabulary: Vocabulary) -> A
         subcategory_name = term.name if term.depth > 0 else None
         kind = "ambiguous" if category.candidates > 1 else "leaf" if term.is_leaf else "branch"
         kind = "top" if subcategory_name is None else kind
-        confidence.category = CATEGORY_CONFIDENCE[kind]
-        confidence.subcategory = SUBCATEGORY_CONFIDENCE.get(kind)
+        confidence["category"] = CATEGORY_CONFIDENCE[kind]
+        confidence["subcategory"] = SUBCATEGORY_CONFIDENCE.get(kind)
     if decision.colour_evidence == "pixels" and pixels is not None:
-        confidence.color = pixels.color_confidence
+        confidence["color"] = pixels.color_confidence
     else:
-        confidence.color = COLOUR_CONFIDENCE.get(decision.colour_evidence)
-    for code in ("material", "style", "pattern", "season"):
-        if values[code] is not None:
-            setattr(confidence, code, TITLE_VALUE_CONFIDENCE)
+        confidence["color"] = COLOUR_CONFIDENCE.get(decision.colour_evidence)
+    for code, value in values.items():
+        if code != "color" and value is not None:
+            confidence[code] = TITLE_VALUE_CONFIDENCE
     if decision.pattern_from_pixels:
-        confidence.pattern = SOLID_FROM_PIXELS_CONFIDENCE
+        confidence["pattern"] = SOLID_FROM_PIXELS_CONFIDENCE
 
-    attributes = Attributes(**{code: (v.name if v else None) for code, v in values.items()})
+    attributes = {code: (v.name if v else None) for code, v in values.items()}
     return AnnotationOut(
         category=category_name,
         subcategory=subcategory_name,
@@ -215,13 +223,15 @@ def annotate_offline(image_jpeg: bytes, title: str, vocabulary: Vocabulary) -> A
     )
 
 
-def _overall(confidence: FieldConfidence, issues: list[str]) -> float:
+def _overall(confidence: dict[str, float | None], issues: list[str]) -> float:
     """Category and colour are what a tagger checks first; weigh them 3:2."""
-    color = confidence.color if confidence.color is not None else 0.2
-    if confidence.category is None:
+    color = confidence.get("color")
+    color = color if color is not None else 0.2
+    category = confidence.get("category")
+    if category is None:
         score = min(NO_CATEGORY_CONFIDENCE, 0.4 * color)
     else:
-        score = 0.6 * confidence.category + 0.4 * color
+        score = 0.6 * category + 0.4 * color
     if issues:
         score -= 0.1
     return round(max(0.05, min(MAX_CONFIDENCE, score)), 2)
@@ -359,13 +369,13 @@ def _tags(
     """5-8 lowercase search keywords: "<colour> <noun>", the attribute values,
     who it is for, the category names; title words only to make up five."""
     noun = re.sub(r"\b(\w) (?=\w)", r"\1-", category.span.text) if category else ""  # t-shirt
-    color = values["color"].name.lower() if values["color"] else ""
+    color = values["color"].name.lower() if values.get("color") else ""
     tags = [f"{color} {noun}".strip()]
-    tags += [
-        values[code].name.lower()
-        for code in ("pattern", "style", "material", "season")
-        if values[code]
-    ]
+    # The default attributes in the order that made the best keywords, then
+    # any the taxonomy adds.
+    order = [c for c in ("pattern", "style", "material", "season") if c in values]
+    order += [c for c in values if c not in order and c != "color"]
+    tags += [values[code].name.lower() for code in order if values[code]]
     tags += [_GENDER_TAGS.get(word, word) for word in words if word in _GENDER_WORDS]
     if category is not None:
         tags += [category.term.name.lower(), category.term.top.lower()]
@@ -647,9 +657,21 @@ def vocabulary_from_spec_json(data: dict[str, Any]) -> Vocabulary:
 
     walk(data.get("categories", []), None)
     attributes: dict[str, tuple[ValueTerm, ...]] = {}
+    attribute_terms: dict[str, AttributeTerm] = {}
+    by_path = {term.path: term.id for term in categories}
     next_id = 1
     for attribute in data.get("attributes", []):
         code = str(attribute.get("code", "")).strip().lower()
+        if not code or not attribute.get("active", True):
+            continue
+        scoped = attribute.get("categories")
+        scope = frozenset(by_path[p] for p in scoped if p in by_path) if scoped else None
+        attribute_terms[code] = AttributeTerm(
+            code=code,
+            name=str(attribute.get("name") or code),
+            scope=scope,
+            scope_paths=tuple(sorted(p for p in scoped or () if p in by_path)),
+        )
         values = []
         for value in attribute.get("values", []):
             name = str(value.get("name", "")).strip()
@@ -667,4 +689,9 @@ def vocabulary_from_spec_json(data: dict[str, Any]) -> Vocabulary:
         if code:
             attributes[code] = tuple(values)
     signature = f"spec:{data.get('name', '')}:{data.get('version', '')}"
-    return Vocabulary(categories=tuple(categories), attributes=attributes, signature=signature)
+    return Vocabulary(
+        categories=tuple(categories),
+        attributes=attributes,
+        signature=signature,
+        attribute_terms=attribute_terms,
+    )

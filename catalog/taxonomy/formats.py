@@ -25,6 +25,9 @@ from catalog.taxonomy.vocabulary import clean_synonyms
 
 DEFAULT_TAXONOMY_FILE = Path(__file__).resolve().parent.parent / "data" / "default_taxonomy.json"
 PATH_SEPARATOR = " > "
+# Attribute codes are keys beside these in the model's answer and the review
+# form, so they cannot be attribute codes.
+RESERVED_CODES = ("category", "subcategory", "tags", "version", "seconds")
 CSV_COLUMNS = ["kind", "key", "name", "synonyms", "hex", "active", "review_threshold", "google_id"]
 _GOOGLE_LINE = re.compile(r"^(\d+)\s+-\s+(.+)$")
 _HEX = re.compile(r"^#[0-9a-fA-F]{6}$")
@@ -60,6 +63,10 @@ class AttributeSpec:
     code: str
     name: str
     values: list[ValueSpec] = field(default_factory=list)
+    # The category paths the attribute is limited to ([] = every category);
+    # None when the file does not say (CSV), so loading leaves the scope as is.
+    categories: list[tuple[str, ...]] | None = None
+    is_active: bool | None = None
 
 
 @dataclass
@@ -135,6 +142,8 @@ def parse_json(text: str) -> TaxonomySpec:
                     for value in attribute.get("values", [])
                     if str(value.get("name", "")).strip()
                 ],
+                categories=_scope_paths(attribute.get("categories")),
+                is_active=bool(attribute["active"]) if "active" in attribute else None,
             )
         )
     _check(spec, errors)
@@ -235,6 +244,20 @@ def detect_format(filename: str, text: str) -> str:
     return "csv"
 
 
+def _scope_paths(value: Any) -> list[tuple[str, ...]] | None:
+    """ "Clothing > Tops" strings (or name lists) to path tuples."""
+    if value is None:
+        return None
+    items = [value] if isinstance(value, str) else list(value)
+    paths = []
+    for item in items:
+        names = item if isinstance(item, list) else str(item).split(PATH_SEPARATOR.strip())
+        path = tuple(str(name).strip() for name in names if str(name).strip())
+        if path and path not in paths:
+            paths.append(path)
+    return paths
+
+
 def _threshold(value: Any) -> float | None:
     if value in (None, ""):
         return None
@@ -271,6 +294,12 @@ def _check(spec: TaxonomySpec, errors: list[tuple[str, str]]) -> None:
         for value in attribute.values:
             if value.hex and not _HEX.match(value.hex):
                 errors.append((f"{attribute.code}: {value.name}", f"bad hex colour {value.hex!r}"))
+        if attribute.code in RESERVED_CODES:
+            errors.append((f"attribute {attribute.code}", "this code names a field of its own"))
+        for path in attribute.categories or []:
+            if seen and path not in seen:
+                where = PATH_SEPARATOR.join(path)
+                errors.append((f"attribute {attribute.code}", f"no category {where!r} in the file"))
     if errors:
         raise TaxonomyFileError(errors)
 
@@ -329,9 +358,25 @@ def taxonomy_load(*, spec: TaxonomySpec) -> LoadReport:
         attribute, created = Attribute.objects.get_or_create(
             code=attr_spec.code, defaults={"name": attr_spec.name, "position": position}
         )
-        if not created and attribute.name != attr_spec.name:
-            attribute.name = attr_spec.name
-            attribute.save(update_fields=["name"])
+        changed = not created and attribute.name != attr_spec.name
+        attribute.name = attr_spec.name
+        if attr_spec.is_active is not None and attribute.is_active != attr_spec.is_active:
+            attribute.is_active, changed = attr_spec.is_active, True
+        if attr_spec.categories is not None:
+            missing = [p for p in attr_spec.categories if p not in by_path]
+            if missing:
+                raise TaxonomyFileError(
+                    [
+                        (f"attribute {attr_spec.code}", f"no category {PATH_SEPARATOR.join(p)!r}")
+                        for p in missing
+                    ]
+                )
+            scope = {by_path[path].pk for path in attr_spec.categories}
+            if scope != set(attribute.categories.values_list("pk", flat=True)):
+                attribute.categories.set(scope)
+                changed = True
+        if changed:
+            attribute.save()  # bumps updated_at, so the vocabulary is rebuilt
         values = {v.name.lower(): v for v in attribute.values.all()}
         for value_position, value_spec in enumerate(attr_spec.values):
             wanted = {
@@ -381,8 +426,10 @@ def taxonomy_spec_from_db() -> TaxonomySpec:
                     )
                     for v in a.values.all()
                 ],
+                categories=sorted(tuple(c.path_names) for c in a.categories.all()),
+                is_active=a.is_active,
             )
-            for a in Attribute.objects.prefetch_related("values")
+            for a in Attribute.objects.prefetch_related("values", "categories")
         ],
     )
 
@@ -415,7 +462,12 @@ def export_json(spec: TaxonomySpec) -> str:
             if not value.is_active:
                 item["active"] = False
             values.append(item)
-        attributes.append({"code": attribute.code, "name": attribute.name, "values": values})
+        entry: dict[str, Any] = {"code": attribute.code, "name": attribute.name}
+        if attribute.categories:
+            entry["categories"] = [PATH_SEPARATOR.join(path) for path in attribute.categories]
+        if attribute.is_active is False:
+            entry["active"] = False
+        attributes.append({**entry, "values": values})
     return json.dumps({"categories": roots, "attributes": attributes}, indent=1, ensure_ascii=False)
 
 

@@ -19,6 +19,16 @@ urlpatterns = [
     path(
         "attributes/<slug:code>/rename/", views.attribute_rename, name="taxonomy_attribute_rename"
     ),
+    path(
+        "attributes/<slug:code>/categories/",
+        views.attribute_categories,
+        name="taxonomy_attribute_categories",
+    ),
+    path(
+        "attributes/<slug:code>/<slug:action>/",
+        views.attribute_state,
+        name="taxonomy_attribute_state",
+    ),
     path("attributes/<slug:code>/values/add/", views.value_add, name="taxonomy_value_add"),
     path("values/<int:pk>/", views.value_detail, name="taxonomy_value"),
     path("values/<int:pk>/<slug:action>/", views.value_change, name="taxonomy_value_change"),

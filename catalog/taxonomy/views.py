@@ -221,7 +221,8 @@ def category_change(request: HtmxHttpRequest, pk: int, action: str) -> HttpRespo
 
 def _attributes_context(*, selected: AttributeValue | None, **extra: Any) -> dict[str, Any]:
     attributes = Attribute.objects.prefetch_related(
-        Prefetch("values", queryset=AttributeValue.objects.order_by("position", "name"))
+        Prefetch("values", queryset=AttributeValue.objects.order_by("position", "name")),
+        Prefetch("categories", queryset=Category.objects.order_by("path")),
     )
     return {"attributes": attributes, "selected": selected, **extra}
 
@@ -308,6 +309,35 @@ def attribute_rename(request: HtmxHttpRequest, code: str) -> HttpResponse:
     except services.TaxonomyChangeError as exc:
         return _after_value_change(request, None, error=str(exc))
     return _after_value_change(request, None, notice=f"Renamed {code} to {attribute.name}.")
+
+
+@require_POST
+@role_required(TAXONOMY_ADMINS)
+def attribute_categories(request: HtmxHttpRequest, code: str) -> HttpResponse:
+    """Limit an attribute to categories (paths, one a line); blank = all."""
+    attribute = get_object_or_404(Attribute, code=code)
+    try:
+        categories = services.attribute_scope_parse(request.POST.get("categories", ""))
+        services.attribute_categories_set(
+            user=request.user, attribute=attribute, categories=categories
+        )
+    except services.TaxonomyChangeError as exc:
+        return _after_value_change(request, None, error=str(exc))
+    where = "; ".join(sorted(c.path for c in categories)) or "every category"
+    return _after_value_change(request, None, notice=f"{attribute.name} now applies to {where}.")
+
+
+@require_POST
+@role_required(TAXONOMY_ADMINS)
+def attribute_state(request: HtmxHttpRequest, code: str, action: str) -> HttpResponse:
+    if action not in {"activate", "deactivate"}:
+        raise Http404("unknown action")
+    attribute = get_object_or_404(Attribute, code=code)
+    services.attribute_set_active(
+        user=request.user, attribute=attribute, active=action == "activate"
+    )
+    state = "active" if attribute.is_active else "inactive"
+    return _after_value_change(request, None, notice=f"{attribute.name} is {state}.")
 
 
 @require_POST

@@ -82,10 +82,25 @@ class ValueTerm:
 
 
 @dataclass(frozen=True)
+class AttributeTerm:
+    """An active attribute. `scope` holds the ids of the active categories it
+    is limited to (each with its subtree) and `scope_paths` their paths,
+    sorted; `scope` is None when it applies to every category."""
+
+    code: str
+    name: str
+    scope: frozenset[int] | None = None
+    scope_paths: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Vocabulary:
     categories: tuple[CategoryTerm, ...]
+    # Active attributes only, in the admin's order: code -> allowed values.
     attributes: dict[str, tuple[ValueTerm, ...]]
     signature: str = ""
+    # code -> name and category scope; an attribute missing here applies everywhere.
+    attribute_terms: dict[str, AttributeTerm] = field(default_factory=dict)
     _category_index: dict[str, list[CategoryTerm]] = field(
         default_factory=dict, repr=False, compare=False
     )
@@ -141,6 +156,25 @@ class Vocabulary:
             return (under or subs)[0], unmapped
         return (tops[0] if tops else None), unmapped
 
+    def attribute_name(self, code: str) -> str:
+        term = self.attribute_terms.get(code)
+        return term.name if term else code.replace("_", " ").replace("-", " ").capitalize()
+
+    def attributes_for(self, term: CategoryTerm | None) -> list[str]:
+        """The codes of the active attributes that apply to a product of
+        category `term`: unscoped ones, and scoped ones whose categories
+        include `term` or one of its ancestors. With no category known yet
+        every attribute may apply."""
+        if term is None:
+            return list(self.attributes)
+        lineage = {term.id, *(node.id for node in self.ancestors(term))}
+        codes = []
+        for code in self.attributes:
+            attribute = self.attribute_terms.get(code)
+            if attribute is None or attribute.scope is None or attribute.scope & lineage:
+                codes.append(code)
+        return codes
+
     def match_value(self, code: str, text: str | None) -> ValueTerm | None:
         if not text:
             return None
@@ -163,15 +197,16 @@ def _signature() -> str:
 
     from catalog.models import Attribute, AttributeValue, Category
 
-    category, value, attribute = (
+    category, value, attribute, scope = (
         connection.ops.quote_name(model._meta.db_table)
-        for model in (Category, AttributeValue, Attribute)
+        for model in (Category, AttributeValue, Attribute, Attribute.categories.through)
     )
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT (SELECT COUNT(*) FROM {category}), (SELECT MAX(updated_at) FROM {category}),"  # noqa: S608 - table names from _meta
             f" (SELECT COUNT(*) FROM {value}), (SELECT MAX(updated_at) FROM {value}),"
-            f" (SELECT COUNT(*) FROM {attribute})"
+            f" (SELECT COUNT(*) FROM {attribute}), (SELECT MAX(updated_at) FROM {attribute}),"
+            f" (SELECT COUNT(*) FROM {scope})"
         )
         return repr(cursor.fetchone())
 
@@ -204,11 +239,22 @@ def vocabulary_current() -> Vocabulary:
             )
             for row in rows
         )
-        attributes: dict[str, list[ValueTerm]] = {
-            code: [] for code in Attribute.objects.values_list("code", flat=True)
-        }
+        paths = {row["id"]: row["path"] for row in rows}
+        attribute_terms: dict[str, AttributeTerm] = {}
+        for attribute in Attribute.objects.filter(is_active=True).prefetch_related("categories"):
+            scoped = [c.id for c in attribute.categories.all()]
+            # Inactive scope categories drop out; with all of them gone the
+            # attribute applies nowhere, not everywhere.
+            scope = frozenset(pk for pk in scoped if pk in paths) if scoped else None
+            attribute_terms[attribute.code] = AttributeTerm(
+                code=attribute.code,
+                name=attribute.name,
+                scope=scope,
+                scope_paths=tuple(sorted(paths[pk] for pk in scope or ())),
+            )
+        attributes: dict[str, list[ValueTerm]] = {code: [] for code in attribute_terms}
         for value in (
-            AttributeValue.objects.filter(is_active=True)
+            AttributeValue.objects.filter(is_active=True, attribute__is_active=True)
             .select_related("attribute")
             .order_by("attribute__position", "position", "name")
         ):
@@ -221,6 +267,7 @@ def vocabulary_current() -> Vocabulary:
             categories=categories,
             attributes={code: tuple(values) for code, values in attributes.items()},
             signature=signature,
+            attribute_terms=attribute_terms,
         )
         _cache["current"] = vocabulary
         return vocabulary

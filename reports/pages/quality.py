@@ -12,7 +12,7 @@ from reports.dates import DateRange
 from reports.pages.base import Report, Section, bucket_label, figures_table
 from reports.stats import share
 from reports.tables import Column, Table
-from review.services import FIELDS
+from review.services import review_fields
 
 
 def breakdown_by(rows: list[dict[str, Any]], key: str) -> dict[Any, dict[str, int]]:
@@ -196,6 +196,9 @@ def _precision_table(per_arm: dict[Any, dict[str, int]]) -> Table:
 
 
 def _field_table(counts: dict[str, int], reviewed_total: int) -> Table:
+    # The taxonomy's fields, then attributes deleted since that still have
+    # corrections, tags last.
+    fields = review_fields()
     return Table(
         id="corrections_field",
         title="Corrections per field",
@@ -212,7 +215,7 @@ def _field_table(counts: dict[str, int], reviewed_total: int) -> Table:
                 "corrections": counts.get(name, 0),
                 "rate": share(counts.get(name, 0), reviewed_total),
             }
-            for name in [*FIELDS, *sorted(set(counts) - set(FIELDS))]
+            for name in [*fields[:-1], *sorted(set(counts) - set(fields)), fields[-1]]
         ],
     )
 

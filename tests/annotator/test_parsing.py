@@ -5,7 +5,7 @@ import json
 import pytest
 
 from annotator.parsing import AnnotationParseError, parse_annotation
-from annotator.schema import AnnotationOut
+from annotator.schema import AnnotationOut, answer_validate
 
 ANNOTATION = {
     "category": "Apparel",
@@ -70,7 +70,7 @@ def test_percent_confidence_becomes_a_fraction():
     annotation = parse_annotation('{"confidence": 91, "field_confidence": {"category": 95}}')
 
     assert annotation.confidence == 0.91
-    assert annotation.field_confidence.category == 0.95
+    assert annotation.field_confidence.get("category") == 0.95
 
 
 def test_tags_given_as_one_string_are_split():
@@ -79,11 +79,16 @@ def test_tags_given_as_one_string_are_split():
     assert annotation.tags == ["navy shirt", "checked", "casual"]
 
 
-def test_extra_field_confidence_keys_are_ignored():
-    annotation = parse_annotation('{"field_confidence": {"category": 0.9, "neckline": 0.4}}')
+def test_keys_outside_the_attribute_set_are_dropped_by_validation():
+    parsed = parse_annotation(
+        '{"attributes": {"color": "Red", "neckline": "V"},'
+        ' "field_confidence": {"category": 0.9, "neckline": 0.4}}'
+    )
 
-    assert annotation.field_confidence.category == 0.9
-    assert annotation.field_confidence.color is None
+    annotation = answer_validate(parsed.model_dump(), ["color"])
+
+    assert annotation.attributes == {"color": "Red"}
+    assert annotation.field_confidence == {"category": 0.9, "subcategory": None, "color": None}
 
 
 @pytest.mark.parametrize(

@@ -126,13 +126,10 @@ def test_correction_rate_per_field(client, manager, corrections):
 
     response = client.get(URL, RANGE)
 
+    # this database has no attributes: the fields are the corrections' own
     assert table_rows(response, "corrections_field") == [
         ["category", "6", "1", "16.7%"],
         ["color", "6", "3", "50.0%"],
-        ["material", "6", "0", "0.0%"],
-        ["style", "6", "0", "0.0%"],
-        ["pattern", "6", "0", "0.0%"],
-        ["season", "6", "0", "0.0%"],
         ["tags", "6", "1", "16.7%"],
     ]
     shown = figures(response)

@@ -21,7 +21,6 @@ from annotator.pipeline import annotation_run
 from catalog.models import Category, Product, ProductImage
 from catalog.taxonomy.vocabulary import vocabulary_current
 from review.exports import (
-    CSV_COLUMNS,
     corrections_export_rows,
     csv_lines,
     write_csv,
@@ -216,11 +215,12 @@ def test_since_keeps_decisions_from_that_day_on(reviewed):
 
 
 def test_queries_are_per_chunk_not_per_row(reviewed, django_assert_num_queries):
-    # one for the decisions (with product, reviewer, annotation, image, prompt
-    # version), then corrections and product images once per chunk
-    with django_assert_num_queries(3):
+    # one for the taxonomy's attribute codes, one for the decisions (with
+    # product, reviewer, annotation, image, prompt version), then corrections
+    # and product images once per chunk
+    with django_assert_num_queries(4):
         assert len(list(corrections_export_rows(since=None))) == 2
-    with django_assert_num_queries(1 + 2 * 2):
+    with django_assert_num_queries(2 + 2 * 2):
         assert len(list(corrections_export_rows(since=None, chunk_size=1))) == 2
 
 
@@ -260,6 +260,12 @@ def test_csv_flattens_each_record_into_columns(reviewed):
         "ai_style",
         "ai_pattern",
         "ai_season",
+        "ai_neckline",
+        "ai_sleeve_length",
+        "ai_fit",
+        "ai_closure",
+        "ai_occasion",
+        "ai_heel_height",
         "ai_tags",
         "ai_model",
         "ai_prompt_version",
@@ -273,12 +279,17 @@ def test_csv_flattens_each_record_into_columns(reviewed):
         "final_style",
         "final_pattern",
         "final_season",
+        "final_neckline",
+        "final_sleeve_length",
+        "final_fit",
+        "final_closure",
+        "final_occasion",
+        "final_heel_height",
         "final_tags",
         "changed_fields",
         "reviewer",
         "decided_at",
     ]
-    assert header == list(CSV_COLUMNS)
     record = expected_records(reviewed)[1]
     tshirts = str(Category.objects.get(path=TSHIRTS).pk)
     polo = str(Category.objects.get(path=POLO).pk)
@@ -311,11 +322,17 @@ def test_csv_flattens_each_record_into_columns(reviewed):
         "final_pattern": "Solid",
         "final_season": "Summer",
         "final_tags": "navy polo|cotton",
+        # the default taxonomy's other attributes: neither answered nor set
+        **{
+            f"{side}_{code}": ""
+            for side in ("ai", "final")
+            for code in ("neckline", "sleeve_length", "fit", "closure", "occasion", "heel_height")
+        },
         "changed_fields": "category|pattern|tags",
         "reviewer": "tagger",
         "decided_at": record["decided_at"],
     }
-    assert (accepted[1], accepted[28]) == ("accept", "")
+    assert (accepted[1], accepted[header.index("changed_fields")]) == ("accept", "")
 
 
 def test_csv_defuses_cells_a_spreadsheet_would_run_as_formulas():
@@ -342,9 +359,9 @@ def test_csv_defuses_cells_a_spreadsheet_would_run_as_formulas():
         "decided_at": "2025-01-31T10:00:00+00:00",
     }
 
-    _header, line = list(csv_lines([record]))
+    header, line = list(csv_lines([record]))
 
-    cells = dict(zip(CSV_COLUMNS, next(csv.reader([line])), strict=True))
+    cells = dict(zip(next(csv.reader([header])), next(csv.reader([line])), strict=True))
     assert (cells["sku"], cells["title"], cells["ai_tags"], cells["reviewer"]) == (
         "'-5",
         '\'=HYPERLINK("http://evil.example","x")',

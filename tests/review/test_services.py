@@ -450,7 +450,7 @@ def test_edit_with_values_outside_the_taxonomy_changes_nothing(queued, tagger):
 
     assert error.value.errors == {
         "category": "“Space Suit” is not a category in the taxonomy.",
-        "color": "“Vantablack” is not an allowed color.",
+        "color": "“Vantablack” is not an allowed colour.",
     }
     assert (row(product), claims()) == (before, held)
     assert (Decision.objects.count(), Correction.objects.count()) == (0, 0)
@@ -491,7 +491,7 @@ def test_accept_of_a_suggestion_with_an_unmapped_value_changes_nothing(queued, t
     # when / then
     with pytest.raises(InvalidValues) as error:
         decide(tagger, product, "accept")
-    assert error.value.errors == {"color": "“Vantablack” is not an allowed color."}
+    assert error.value.errors == {"color": "“Vantablack” is not an allowed colour."}
     assert (row(product), claims()) == (before, held)
     assert (Decision.objects.count(), Correction.objects.count()) == (0, 0)
 

@@ -11,11 +11,11 @@ from tuning.services.calibration import (
 )
 from tuning.services.common import (
     DEFAULT_TARGET_PRECISION,
-    EVAL_FIELDS,
     GOLD_ACTIONS,
     MAX_EVALUATION_SIZE,
     SCORE_INDEPENDENT_REASONS,
     TuningError,
+    eval_fields,
     percent,
 )
 from tuning.services.corrections import (
@@ -52,7 +52,6 @@ __all__ = [
     "CorrectionFilters",
     "CorrectionPair",
     "DEFAULT_TARGET_PRECISION",
-    "EVAL_FIELDS",
     "EvaluationReport",
     "FieldAccuracy",
     "FieldPairs",
@@ -65,6 +64,7 @@ __all__ = [
     "SCORE_INDEPENDENT_REASONS",
     "ThresholdChoice",
     "TuningError",
+    "eval_fields",
     "calibration_compute",
     "calibration_points",
     "correction_pairs",

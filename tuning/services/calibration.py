@@ -15,10 +15,10 @@ from config.stats import wilson_interval
 from review.models import Correction, Decision
 from tuning.services.common import (
     DEFAULT_TARGET_PRECISION,
-    EVAL_FIELDS,
     GOLD_ACTIONS,
     SCORE_INDEPENDENT_REASONS,
     TuningError,
+    eval_fields,
     percent,
 )
 from tuning.services.corrections import _subtree
@@ -51,7 +51,7 @@ def calibration_points(
     the version's annotations that a threshold decides, in one query. An
     item is kept when the reviewer accepted it or edited it without
     correcting the category (and, with the "all" rule, the attributes)."""
-    fields = ["category"] if kept_rule == "category" else list(EVAL_FIELDS)
+    fields = ["category"] if kept_rule == "category" else list(eval_fields())
     corrected = Correction.objects.filter(decision=OuterRef("pk"), field__in=fields)
     decisions = (
         Decision.objects.filter(

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 from annotator.models import Annotation
-from annotator.schema import ATTRIBUTE_CODES
+from catalog.taxonomy.vocabulary import vocabulary_current
 from review.models import Decision
 
-# Fields scored by evaluation and calibration. Tags are free keywords, not
-# taxonomy values: an exact match of the list says little, so they are left out.
-EVAL_FIELDS = ("category", *ATTRIBUTE_CODES)
 GOLD_ACTIONS = (Decision.Action.ACCEPT, Decision.Action.EDIT)
 MAX_EVALUATION_SIZE = 1000
 DEFAULT_TARGET_PRECISION = 0.95
@@ -20,6 +17,13 @@ SCORE_INDEPENDENT_REASONS = (
     Annotation.Reason.PARSE_ERROR,
     Annotation.Reason.PROVIDER_ERROR,
 )
+
+
+def eval_fields() -> tuple[str, ...]:
+    """Fields scored by evaluation and calibration: the category and the
+    taxonomy's active attributes. Tags are free keywords, not taxonomy values:
+    an exact match of the list says little, so they are left out."""
+    return ("category", *vocabulary_current().attributes)
 
 
 def percent(ratio: float | None) -> float | None:

@@ -11,7 +11,7 @@ from django.db.models import Count, Max, Min, Q, QuerySet
 from annotator.models import PromptVersion
 from catalog.models import Category, ProductImage
 from review.models import Correction
-from review.services import FIELDS
+from review.services import review_fields
 from tuning.services.common import percent
 
 
@@ -71,7 +71,7 @@ def correction_pairs(*, filters: CorrectionFilters, top: int = 10) -> list[Field
         corrections.order_by().values("field").annotate(n=Count("id")).values_list("field", "n")
     )
     results: list[FieldPairs] = []
-    for name in FIELDS:
+    for name in review_fields():
         rows = (
             corrections.filter(field=name)
             .order_by()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -17,7 +18,12 @@ from catalog.taxonomy.vocabulary import vocabulary_current
 from review.models import Decision
 from review.services import _field_values, suggestion_values
 from tuning.models import EvaluationItem, EvaluationRun
-from tuning.services.common import EVAL_FIELDS, GOLD_ACTIONS, MAX_EVALUATION_SIZE, TuningError
+from tuning.services.common import (
+    GOLD_ACTIONS,
+    MAX_EVALUATION_SIZE,
+    TuningError,
+    eval_fields,
+)
 from tuning.services.corrections import primary_images
 from tuning.services.maths import FieldAccuracy, field_accuracy
 
@@ -35,9 +41,10 @@ def gold_decisions() -> QuerySet[Decision]:
     return Decision.objects.filter(id__in=latest)
 
 
-def flat_values(values: dict[str, Any]) -> dict[str, str]:
-    """Review values as one text per field, as corrections compare them."""
-    return _field_values(values)
+def flat_values(values: dict[str, Any], codes: Iterable[str]) -> dict[str, str]:
+    """Review values as one text per field, as corrections compare them
+    (each of `codes` present, blank when the values have none)."""
+    return _field_values(values, codes)
 
 
 def evaluation_start(
@@ -76,6 +83,7 @@ def evaluation_start(
         Decision.objects.filter(id__in=chosen).select_related("annotation__category").order_by("id")
     )
     stored = _stored_answers(decisions, active)
+    codes = list(vocabulary_current().attributes)
     with transaction.atomic():
         run = EvaluationRun.objects.create(
             prompt_version=prompt_version,
@@ -92,9 +100,9 @@ def evaluation_start(
                 run=run,
                 product_id=decision.product_id,
                 decision=decision,
-                truth=flat_values(decision.after),
+                truth=flat_values(decision.after, codes),
                 baseline=(
-                    flat_values(suggestion_values(stored[decision.product_id]))
+                    flat_values(suggestion_values(stored[decision.product_id]), codes)
                     if decision.product_id in stored
                     else None
                 ),
@@ -157,7 +165,9 @@ def evaluation_item_run(*, item: EvaluationItem, record_provider_error: bool = T
             vocabulary=vocabulary,
             raise_retryable=not record_provider_error,
         )
-        item.candidate = flat_values(trial.values) if trial.values is not None else None
+        item.candidate = (
+            flat_values(trial.values, vocabulary.attributes) if trial.values is not None else None
+        )
         item.candidate_error = trial.error
         item.candidate_score = trial.score
         item.candidate_cost_usd = trial.cost_usd
@@ -189,7 +199,11 @@ def evaluation_item_run(*, item: EvaluationItem, record_provider_error: bool = T
                 vocabulary=vocabulary,
                 raise_retryable=not record_provider_error,
             )
-            item.baseline = flat_values(trial.values) if trial.values is not None else None
+            item.baseline = (
+                flat_values(trial.values, vocabulary.attributes)
+                if trial.values is not None
+                else None
+            )
             item.baseline_error = trial.error
         item.save(update_fields=["baseline", "baseline_error"])
     EvaluationItem.objects.filter(pk=item.pk, done_at__isnull=True).update(done_at=timezone.now())
@@ -241,20 +255,23 @@ def evaluation_report(run: EvaluationRun, *, examples: int = 50) -> EvaluationRe
     """Progress and field-by-field accuracy of the items done so far, with
     the items the candidate got wrong (two queries)."""
     items = list(run.items.select_related("product").order_by("id"))
+    fields = eval_fields()
     done = [item for item in items if item.done_at is not None]
     answered = [item for item in done if item.candidate is not None]
     wrong = [
         item
         for item in done
         if item.candidate is None
-        or any(item.candidate.get(name) != item.truth.get(name) for name in EVAL_FIELDS)
+        or any(item.candidate.get(name) != item.truth.get(name) for name in fields)
     ][:examples]
     images = primary_images(item.product_id for item in wrong)
     return EvaluationReport(
         run=run,
         total=len(items),
         done=len(done),
-        accuracy=field_accuracy((item.truth, item.candidate, item.baseline) for item in done),
+        accuracy=field_accuracy(
+            ((item.truth, item.candidate, item.baseline) for item in done), fields
+        ),
         candidate_errors=sum(1 for item in done if item.candidate is None),
         baseline_errors=sum(1 for item in done if item.baseline is None),
         baseline_stored=sum(
@@ -280,7 +297,7 @@ def evaluation_report(run: EvaluationRun, *, examples: int = 50) -> EvaluationRe
                         None if item.candidate is None else item.candidate.get(name, ""),
                         None if item.baseline is None else item.baseline.get(name, ""),
                     )
-                    for name in EVAL_FIELDS
+                    for name in fields
                 ],
             )
             for item in wrong

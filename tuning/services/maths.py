@@ -7,7 +7,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from tuning.services.common import EVAL_FIELDS, percent
+from tuning.services.common import eval_fields, percent
 
 
 @dataclass(frozen=True)
@@ -127,12 +127,13 @@ class FieldAccuracy:
 
 def field_accuracy(
     rows: Iterable[tuple[dict[str, str], dict[str, str] | None, dict[str, str] | None]],
-    fields: Sequence[str] = EVAL_FIELDS,
+    fields: Sequence[str] | None = None,
 ) -> list[FieldAccuracy]:
     """Per field, how many of (truth, candidate, baseline) rows each answer
     got right, plus an "all fields" row. A missing answer (the call failed)
     is wrong on every field: leaving it out would flatter a failing model."""
     rows = list(rows)
+    fields = eval_fields() if fields is None else fields
     candidate = dict.fromkeys((*fields, "all"), 0)
     baseline = dict.fromkeys((*fields, "all"), 0)
     for truth, cand, base in rows:

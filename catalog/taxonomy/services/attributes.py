@@ -8,8 +8,8 @@ from django.db import models, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from catalog.models import Attribute, AttributeValue, Product
-from catalog.taxonomy.formats import _HEX
+from catalog.models import Attribute, AttributeValue, Category, Product
+from catalog.taxonomy.formats import _HEX, PATH_SEPARATOR, RESERVED_CODES
 from catalog.taxonomy.services.history import (
     Action,
     TaxonomyChangeError,
@@ -86,9 +86,13 @@ def attribute_add(*, user: User, code: str, name: str) -> Attribute:
     from django.utils.text import slugify
 
     code = slugify(code)[:50]
-    name = _clean_value_name(name or code.title())
+    name = _clean_value_name(name or code.replace("_", " ").replace("-", " ").capitalize())
     if not code:
         raise TaxonomyChangeError("A code is required (letters, digits, hyphens).")
+    if code in RESERVED_CODES:
+        raise TaxonomyChangeError(
+            f"{code!r} names a field of its own in the annotation: choose another code."
+        )
     if Attribute.objects.filter(code=code).exists():
         raise TaxonomyChangeError(f"The attribute {code!r} already exists.")
     position = (Attribute.objects.aggregate(m=models.Max("position"))["m"] or 0) + 1
@@ -111,13 +115,77 @@ def attribute_rename(*, user: User, attribute: Attribute, name: str) -> Attribut
         return attribute
     before = {"name": attribute.name}
     attribute.name = name
-    attribute.save(update_fields=["name"])
+    # updated_at too: it is how the vocabulary (and so the prompt) sees the change.
+    attribute.save(update_fields=["name", "updated_at"])
     _record(
         user=user,
         action=Action.ATTRIBUTE_RENAME,
         subject=attribute.code,
         before=before,
         after={"name": name},
+    )
+    return attribute
+
+
+@transaction.atomic
+def attribute_categories_set(
+    *, user: User, attribute: Attribute, categories: list[Category]
+) -> Attribute:
+    """Limit the attribute to these categories and their subtrees; an empty
+    list makes it apply to every category again. The next annotation's
+    prompt and the review form follow; stored values are left as they are."""
+    before = sorted(attribute.categories.values_list("path", flat=True))
+    after = sorted({category.path for category in categories})
+    if before == after:
+        return attribute
+    attribute.categories.set(categories)
+    attribute.save(update_fields=["updated_at"])
+    _record(
+        user=user,
+        action=Action.ATTRIBUTE_SCOPE,
+        subject=attribute.code,
+        before={"categories": before},
+        after={"categories": after},
+    )
+    return attribute
+
+
+def attribute_scope_parse(text: str) -> list[Category]:
+    """Category paths, one a line ("Clothing > Tops", any case), to
+    categories; a TaxonomyChangeError names the lines that are no category."""
+    wanted = [
+        PATH_SEPARATOR.join(part.strip() for part in line.split(">"))
+        for line in text.splitlines()
+        if line.strip(" >\t")
+    ]
+    if not wanted:
+        return []
+    query = models.Q()
+    for line in wanted:
+        query |= models.Q(path__iexact=line)
+    found = {category.path.lower(): category for category in Category.objects.filter(query)}
+    unknown = [line for line in wanted if line.lower() not in found]
+    if unknown:
+        more = " …" if len(unknown) > 5 else ""
+        raise TaxonomyChangeError("Not a category path: " + "; ".join(unknown[:5]) + more)
+    return list({found[line.lower()].pk: found[line.lower()] for line in wanted}.values())
+
+
+@transaction.atomic
+def attribute_set_active(*, user: User, attribute: Attribute, active: bool) -> Attribute:
+    """Deactivate or activate an attribute. A deactivated one leaves the
+    schema, the prompt and the review form; the values products hold for it
+    stay stored (and exported), and activating it brings it back."""
+    if attribute.is_active == active:
+        return attribute
+    attribute.is_active = active
+    attribute.save(update_fields=["is_active", "updated_at"])
+    _record(
+        user=user,
+        action=Action.ATTRIBUTE_ACTIVATE if active else Action.ATTRIBUTE_DEACTIVATE,
+        subject=attribute.code,
+        before={"is_active": not active},
+        after={"is_active": active},
     )
     return attribute
 

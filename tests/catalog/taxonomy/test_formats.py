@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ from django.core.management.base import CommandError
 
 from catalog.models import Attribute, AttributeValue, Category
 from catalog.taxonomy.formats import (
+    DEFAULT_TAXONOMY_FILE,
     TaxonomyFileError,
     export_csv,
     export_google,
@@ -178,3 +180,80 @@ def test_load_command_refuses_a_broken_file_without_changing_anything(tmp_path):
         call_command("load_taxonomy", str(path), stderr=io.StringIO())
 
     assert Category.objects.count() == 0
+
+
+def test_an_existing_five_attribute_database_gets_the_scoped_attributes_once():
+    # given a database loaded before the default taxonomy shipped more attributes,
+    # whose admin deactivated style
+    data = json.loads(DEFAULT_TAXONOMY_FILE.read_text(encoding="utf-8"))
+    data["attributes"] = [a for a in data["attributes"] if a["code"] in FIVE]
+    for attribute in data["attributes"]:
+        attribute.pop("categories", None)
+    taxonomy_load(spec=parse_json(json.dumps(data)))
+    Attribute.objects.filter(code="style").update(is_active=False)
+
+    # when the default taxonomy is loaded (twice)
+    call_command("load_taxonomy", stdout=io.StringIO())
+    first = attribute_snapshot()
+    call_command("load_taxonomy", stdout=io.StringIO())
+
+    # then the new attributes are there, scoped, and nothing the file does not say changed
+    assert attribute_snapshot() == first
+    scopes = {code: (active, paths) for code, active, paths in first}
+    assert scopes["style"] == (False, [])
+    assert scopes["color"] == (True, [])
+    assert scopes["sleeve_length"][1][:2] == ["Clothing > Dresses", "Clothing > Ethnic Wear"]
+    assert scopes["heel_height"] == (
+        True,
+        [
+            "Footwear > Block Heels",
+            "Footwear > Heels",
+            "Footwear > Kitten Heels",
+            "Footwear > Pumps",
+            "Footwear > Stilettos",
+            "Footwear > Wedges",
+        ],
+    )
+    assert {"neckline", "sleeve_length", "fit", "closure", "occasion"} <= set(scopes)
+    neckline = AttributeValue.objects.get(attribute__code="neckline", name="Round Neck")
+    assert "crew neck" in neckline.synonyms
+
+
+def test_attribute_scope_and_state_survive_a_json_export_and_import():
+    call_command("load_taxonomy", stdout=io.StringIO())
+    Attribute.objects.filter(code="fit").update(is_active=False)
+    before = attribute_snapshot()
+
+    text = export_json(taxonomy_spec_from_db())
+    Attribute.objects.get(code="heel_height").categories.clear()
+    Attribute.objects.filter(code="fit").update(is_active=True)
+    taxonomy_load(spec=parse_json(text))
+
+    assert attribute_snapshot() == before
+
+
+def test_a_scope_naming_no_category_of_the_file_is_refused():
+    text = json.dumps(
+        {
+            "categories": [{"name": "Shoes"}],
+            "attributes": [{"code": "heel_height", "categories": ["Shoes > Heels"]}],
+        }
+    )
+
+    with pytest.raises(TaxonomyFileError) as error:
+        parse_json(text)
+
+    assert error.value.errors == [
+        ("attribute heel_height", "no category 'Shoes > Heels' in the file")
+    ]
+    assert not Attribute.objects.exists()
+
+
+FIVE = ("color", "material", "style", "pattern", "season")
+
+
+def attribute_snapshot() -> list[tuple]:
+    return [
+        (a.code, a.is_active, sorted(c.path for c in a.categories.all()))
+        for a in Attribute.objects.prefetch_related("categories").order_by("code")
+    ]
