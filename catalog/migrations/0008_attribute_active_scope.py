@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('catalog', '0005_report_indexes'),
+        ('catalog', '0007_product_event_outbox'),
     ]
 
     operations = [
