@@ -19,9 +19,15 @@ from annotator.models import Annotation
 from annotator.pipeline import annotation_run, renormalise_latest
 from catalog.models import Attribute, Product, TaxonomyChange
 from catalog.taxonomy import services as taxonomy_services
-from review.models import Correction, Decision
+from review.models import Claim, Correction, Decision
 from tests.annotator.conftest import GOOD_ANSWER
 from tests.fake_openai import reply_with_annotation
+
+
+def shown_token(product: Product) -> str:
+    """The token the review page sends once the item is painted (see review.services)."""
+    return Claim.objects.filter(product=product).values_list("shown_token", flat=True).first() or ""
+
 
 pytestmark = pytest.mark.django_db
 
@@ -116,6 +122,7 @@ def test_an_attribute_added_in_the_taxonomy_screen_flows_from_prompt_to_export(
         **{code: value or "" for code, value in annotation.attributes.items()},
         "lining": "no lining",
         "tags": "navy t-shirt",
+        "shown": shown_token(product),
     }
     response = client.post(reverse("review_edit", args=[product.pk]), form)
 
@@ -181,7 +188,10 @@ def test_a_category_scoped_attribute_is_absent_from_products_of_other_categories
     tee_rows = field_rows(review_page(client))
     assert "sleeve_length" in tee_rows and "heel_height" not in tee_rows
     tee.refresh_from_db()
-    client.post(reverse("review_skip", args=[tee.pk]), {"version": tee.version, "seconds": "1"})
+    client.post(
+        reverse("review_skip", args=[tee.pk]),
+        {"version": tee.version, "seconds": "1", "shown": shown_token(tee)},
+    )
     shoe_rows = field_rows(review_page(client))
     assert "heel_height" in shoe_rows and "sleeve_length" not in shoe_rows
     assert shoe_rows[0] == "category" and shoe_rows[-1] == "tags"
@@ -305,7 +315,10 @@ def test_a_stored_answer_from_before_the_change_still_renders(
 
     # and accepting keeps the values that still apply, without a correction for season
     product.refresh_from_db()
-    client.post(reverse("review_accept", args=[product.pk]), {"version": product.version})
+    client.post(
+        reverse("review_accept", args=[product.pk]),
+        {"version": product.version, "shown": shown_token(product)},
+    )
     product.refresh_from_db()
     assert product.attributes == {
         "color": "Navy Blue",
