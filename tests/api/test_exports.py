@@ -64,13 +64,15 @@ def test_csv_export_is_exact(shop):
     shirt_at = Decision.objects.get(product=shirt).created_at.isoformat()
     expected = (
         "sku,title,brand,status,category_id,category_path,google_product_category,"
-        "color,material,style,pattern,season,tags,decided,decided_at,decided_by,updated_at\r\n"
+        # one column per attribute of the taxonomy (the default ships eleven)
+        "color,material,style,pattern,season,neckline,sleeve_length,fit,closure,occasion,"
+        "heel_height,tags,decided,decided_at,decided_by,updated_at\r\n"
         f'{tee.sku},"\'=HYPERLINK(""http://evil"")",Acme,auto_accepted,{tops.pk},'
-        f"Clothing > Tops > T-Shirts,212,Navy Blue,Cotton,Casual,Striped,Summer,"
+        f"Clothing > Tops > T-Shirts,212,Navy Blue,Cotton,Casual,Striped,Summer,,,,,,,"
         "navy t-shirt|striped|cotton|casual|summer,auto_accepted,"
         f"{tee_at},,{tee.updated_at.isoformat()}\r\n"
         f"{shirt.sku},{shirt.title},,reviewed,{shirts.pk},Clothing > Tops > Shirts,5322,"
-        f"Black,Denim,,Checked,,black shirt|denim,edited,{shirt_at},tagger,"
+        f"Black,Denim,,Checked,,,,,,,,black shirt|denim,edited,{shirt_at},tagger,"
         f"{shirt.updated_at.isoformat()}\r\n"
     )
     assert _export("csv") == expected
