@@ -233,6 +233,18 @@ class AnnotationLease(models.Model):
     )
     owner = models.CharField(max_length=32, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # Set when the product's image has settled and it waits to join the next
+    # chunk (annotator.services.annotation_released_dispatch clears it).
+    released_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["released_at"],
+                condition=models.Q(released_at__isnull=False),
+                name="annotation_lease_released",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"lease of {self.product_id} by {self.owner or '-'} until {self.expires_at}"

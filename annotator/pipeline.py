@@ -31,7 +31,7 @@ from annotator.prompts import render_system_prompt, render_user_prompt
 from annotator.providers.base import AnnotationRequest, ProviderError
 from annotator.routing import Served, annotate_routed, arm_model
 from annotator.schema import CATEGORY_FIELDS, AnnotationOut, answer_validate, strict_json_schema
-from catalog.events import product_event_record
+from catalog.events import product_event_record, product_events_record
 from catalog.models import Product, ProductEvent, ProductImage
 from catalog.taxonomy.vocabulary import CategoryTerm, Vocabulary, vocabulary_current
 
@@ -516,8 +516,7 @@ def annotations_store(
         Product.objects.bulk_update(accepted, [*base, "category_id", "attributes", "tags"])
         Product.objects.bulk_update(others, base)
         AnnotationLease.objects.filter(product_id__in=[a.product_id for a in annotations]).delete()
-        for annotation in annotations:
-            _events_record(annotation=annotation, batch=None)
+        product_events_record([e for a in annotations for e in _outcome_events(a)])
         if batch_id and annotations:
             batch_completion_record(batch=AnnotationBatch.objects.get(pk=batch_id))
     for annotation in annotations:
@@ -537,20 +536,20 @@ def _log(annotation: Annotation) -> None:
     )
 
 
+def _outcome_events(annotation: Annotation) -> list[ProductEvent]:
+    """The outbox rows an outcome makes (unsaved)."""
+    if annotation.route == Annotation.Route.AUTO_ACCEPTED:
+        kind, data = ProductEvent.Kind.PRODUCT_ACCEPTED, {"decided_by": "auto"}
+    elif annotation.route == Annotation.Route.FAILED:
+        kind, data = ProductEvent.Kind.PRODUCT_FAILED, {"error": annotation.error}
+    else:
+        return []
+    return [ProductEvent(kind=kind, product_id=annotation.product_id, data=data)]
+
+
 def _events_record(*, annotation: Annotation, batch: AnnotationBatch | None) -> None:
     """The outbox rows for this outcome, in the same transaction as it."""
-    if annotation.route == Annotation.Route.AUTO_ACCEPTED:
-        product_event_record(
-            kind=ProductEvent.Kind.PRODUCT_ACCEPTED,
-            product_id=annotation.product_id,
-            data={"decided_by": "auto"},
-        )
-    elif annotation.route == Annotation.Route.FAILED:
-        product_event_record(
-            kind=ProductEvent.Kind.PRODUCT_FAILED,
-            product_id=annotation.product_id,
-            data={"error": annotation.error},
-        )
+    product_events_record(_outcome_events(annotation))
     if batch is None:
         return
     batch_completion_record(batch=batch)

@@ -72,6 +72,71 @@ def task_chunk_size() -> int:
     return max(20, min(DISPATCH_CHUNK, 4 * settings.ANNOTATOR_CONCURRENCY))
 
 
+# Products whose image settled join a chunk this soon after (one dispatch job
+# per window, however many images settle in it).
+RELEASE_WINDOW_S = 0.5
+_RELEASE_KEY = "annotator:released-dispatch"
+
+
+def annotation_released_add(*, product_id: int, batch_id: int | None) -> None:
+    """A product that waited for its image may be annotated now: mark its lease
+    released and make sure a dispatch job runs within RELEASE_WINDOW_S. Images
+    settle one intake job at a time; annotating each on its own would keep one
+    call in flight per worker process, so they are gathered into chunks."""
+    with transaction.atomic():
+        AnnotationLease.objects.bulk_create(
+            [AnnotationLease(product_id=product_id, batch_id=batch_id)], ignore_conflicts=True
+        )
+        update: dict = {"released_at": timezone.now()}
+        if batch_id:
+            update["batch_id"] = batch_id
+        AnnotationLease.objects.filter(product_id=product_id).update(**update)
+        transaction.on_commit(_released_dispatch_soon)
+
+
+def _released_dispatch_soon() -> None:
+    from django.core.cache import cache
+
+    from annotator import tasks
+
+    # One job per window: the key lives until the job has taken its rows (it
+    # deletes the key before reading), so a release committed after the read
+    # schedules the next job. The timeout is the safety net for a lost job;
+    # the stale re-queue catches what is left.
+    if cache.add(_RELEASE_KEY, 1, timeout=30):
+        tasks.annotate_released.apply_async(countdown=RELEASE_WINDOW_S)
+
+
+def annotation_released_dispatch(*, limit: int = 5000) -> int:
+    """Queue the released products as chunks (grouped by batch). Returns how many."""
+    from django.core.cache import cache
+
+    from annotator import tasks
+
+    cache.delete(_RELEASE_KEY)
+    with transaction.atomic():
+        rows = list(
+            AnnotationLease.objects.select_for_update(skip_locked=True)
+            .filter(released_at__isnull=False, owner="")
+            .order_by("released_at")
+            .values_list("product_id", "batch_id")[:limit]
+        )
+        AnnotationLease.objects.filter(product_id__in=[pk for pk, _ in rows]).update(
+            released_at=None
+        )
+        by_batch: dict[int | None, list[int]] = {}
+        for pk, batch_id in rows:
+            by_batch.setdefault(batch_id, []).append(pk)
+        size = task_chunk_size()
+        for batch_id, ids in by_batch.items():
+            for start in range(0, len(ids), size):
+                chunk = ids[start : start + size]
+                transaction.on_commit(lambda b=batch_id, c=chunk: tasks.annotate_chunk.delay(b, c))
+    if len(rows) == limit:
+        transaction.on_commit(_released_dispatch_soon)
+    return len(rows)
+
+
 def annotation_requeue_stale(*, older_than: timedelta = timedelta(minutes=30)) -> int:
     """Queue again the products stuck in `annotating`:
 
@@ -79,7 +144,9 @@ def annotation_requeue_stale(*, older_than: timedelta = timedelta(minutes=30)) -
       a lost machine). A live worker renews its leases every
       ANNOTATOR_LEASE_SECONDS / 4, so these are found within a minute or two;
     - never claimed and queued longer than `older_than`: their message was
-      lost (a broker restart without persistence).
+      lost (a broker restart without persistence);
+    - released (image settled) over a minute ago and not yet dispatched: the
+      dispatch job was lost.
 
     Each goes back to its batch. A product is stored only while still
     `annotating` and claimed by one worker at a time, so it is never
@@ -90,7 +157,12 @@ def annotation_requeue_stale(*, older_than: timedelta = timedelta(minutes=30)) -
     stuck = Product.objects.filter(status=Product.Status.ANNOTATING)
     expired = Q(annotation_lease__expires_at__lt=now)
     lost = Q(annotation_lease__expires_at__isnull=True, updated_at__lt=now - older_than)
-    rows = list(stuck.filter(expired | lost).values_list("id", "annotation_lease__batch_id"))
+    undispatched = Q(
+        annotation_lease__owner="", annotation_lease__released_at__lt=now - timedelta(minutes=1)
+    )
+    rows = list(
+        stuck.filter(expired | lost | undispatched).values_list("id", "annotation_lease__batch_id")
+    )
     by_batch: dict[int | None, list[int]] = {}
     for pk, batch_id in rows:
         by_batch.setdefault(batch_id, []).append(pk)
@@ -101,7 +173,7 @@ def annotation_requeue_stale(*, older_than: timedelta = timedelta(minutes=30)) -
             with transaction.atomic():
                 Product.objects.filter(id__in=chunk).update(updated_at=now)
                 AnnotationLease.objects.filter(product_id__in=chunk).update(
-                    owner="", expires_at=None
+                    owner="", expires_at=None, released_at=None
                 )
                 transaction.on_commit(lambda b=batch_id, c=chunk: tasks.annotate_chunk.delay(b, c))
     return len(rows)

@@ -134,31 +134,43 @@ def event_payload(event: ProductEvent) -> dict[str, Any]:
 
 def webhook_event_dispatch(*, event_id: int) -> list[int]:
     """Create the deliveries of one event (once) and return their ids."""
+    return webhook_events_dispatch(event_ids=[event_id])
+
+
+def webhook_events_dispatch(*, event_ids: list[int]) -> list[int]:
+    """Fan events out to the endpoints subscribed to their kind, once each
+    (an event already dispatched, or locked by another worker, is skipped);
+    a few queries whatever the number of events. Returns the delivery ids."""
     with transaction.atomic():
-        event = (
+        events = list(
             ProductEvent.objects.select_for_update(skip_locked=True)
-            .filter(pk=event_id, dispatched_at__isnull=True)
-            .first()
+            .filter(pk__in=event_ids, dispatched_at__isnull=True)
+            .order_by("id")
         )
-        if event is None:
+        if not events:
             return []
-        endpoints = [
-            e for e in WebhookEndpoint.objects.filter(is_active=True) if event.kind in e.events
-        ]
+        endpoints = list(WebhookEndpoint.objects.filter(is_active=True))
+        deliveries = []
+        for event in events:
+            targets = [e for e in endpoints if event.kind in e.events]
+            if targets:
+                payload = event_payload(event)
+                deliveries += [
+                    WebhookDelivery(endpoint=e, event=event, payload=payload) for e in targets
+                ]
         ids: list[int] = []
-        if endpoints:
-            payload = event_payload(event)
-            WebhookDelivery.objects.bulk_create(
-                [WebhookDelivery(endpoint=e, event=event, payload=payload) for e in endpoints],
-                ignore_conflicts=True,
-            )
+        if deliveries:
+            WebhookDelivery.objects.bulk_create(deliveries, ignore_conflicts=True)
             ids = list(
-                WebhookDelivery.objects.filter(event=event, endpoint__in=endpoints).values_list(
-                    "id", flat=True
+                WebhookDelivery.objects.filter(
+                    event_id__in={d.event_id for d in deliveries}, endpoint__in=endpoints
                 )
+                .order_by("id")
+                .values_list("id", flat=True)
             )
-        event.dispatched_at = timezone.now()
-        event.save(update_fields=["dispatched_at"])
+        ProductEvent.objects.filter(pk__in=[e.pk for e in events]).update(
+            dispatched_at=timezone.now()
+        )
         transaction.on_commit(lambda: _enqueue_attempts(ids))
     return ids
 
@@ -324,8 +336,8 @@ def webhooks_sweep(*, older_than: timedelta = timedelta(seconds=30)) -> tuple[in
         .order_by("id")
         .values_list("id", flat=True)[:1000]
     )
-    for event_id in events:
-        webhook_event_dispatch(event_id=event_id)
+    for start in range(0, len(events), 100):
+        webhook_events_dispatch(event_ids=events[start : start + 100])
     _batches_complete()
     now = timezone.now()
     due = list(

@@ -120,11 +120,33 @@ def test_a_redelivered_task_does_not_annotate_twice(
     Product.objects.filter(pk=product.pk).update(status="annotating")
     fake_openai.queue(reply_with_annotation(GOOD_ANSWER))
 
-    tasks.annotate_product.apply(args=[product.pk])
-    tasks.annotate_product.apply(args=[product.pk])  # the same message again
+    tasks.annotate_chunk.apply(args=[None, [product.pk]])
+    tasks.annotate_chunk.apply(args=[None, [product.pk]])  # the same message again
 
     assert Annotation.objects.filter(product=product).count() == 1
     assert len(fake_openai.requests) == 1
+
+
+def test_products_whose_images_settle_one_by_one_are_annotated_in_one_chunk(
+    default_taxonomy, make_products, openai_settings, fake_openai, celery_worker
+):
+    # given three products of a batch that waited for their images
+    products = make_products(3)
+    batch = AnnotationBatch.objects.create(total=3, description="waited")
+    Product.objects.filter(pk__in=[p.pk for p in products]).update(status="annotating")
+    fake_openai.default = lambda request: reply_with_annotation(GOOD_ANSWER)
+    fake_openai.latency = 0.5
+
+    # when the intake releases them one at a time (the message it sends by name)
+    for product in products:
+        tasks.annotate_product.apply(args=[product.pk, batch.pk])
+
+    # then they are annotated together, for their batch, with their calls in
+    # flight at once (one job per product would make one call at a time here)
+    assert wait_for(lambda: batch_progress(batch).done == 3)
+    assert Annotation.objects.filter(batch=batch).count() == 3
+    assert len(fake_openai.requests) == 3
+    assert fake_openai.in_flight_max == 3
 
 
 def test_products_stuck_in_annotating_are_requeued(

@@ -129,7 +129,7 @@ def test_the_sweep_delivers_an_event_whose_enqueue_was_lost(receiver, db, monkey
     from catalog import events
 
     _endpoint(receiver, ["product.failed"])
-    monkeypatch.setattr(events, "_enqueue", lambda event_id: None)  # a broker outage
+    monkeypatch.setattr(events, "_enqueue", lambda event_ids: None)  # a broker outage
     with transaction.atomic():
         product = Product.objects.create(sku="NOIMG")
         annotation_run(product=product)  # no image: the product fails
@@ -239,3 +239,35 @@ def test_the_sweep_records_a_batch_completion_the_pipeline_missed(
     webhooks_sweep(older_than=timedelta(0))
     webhooks_sweep(older_than=timedelta(0))
     assert ProductEvent.objects.get(kind="annotation_batch.completed").batch_id == batch.pk
+
+
+def test_a_chunk_of_events_fans_out_once_to_the_endpoints_of_each_kind(receiver, db, monkeypatch):
+    from api.services.webhooks import webhook_events_dispatch
+    from catalog.events import product_events_record
+
+    monkeypatch.setattr("api.services.webhooks._enqueue_attempts", lambda ids, countdown=0: None)
+    accepted_only, _ = _endpoint(receiver, events=["product.accepted"])
+    everything, _ = _endpoint(receiver)
+    products = [Product.objects.create(sku=f"F{i}") for i in range(3)]
+    with transaction.atomic():
+        events = product_events_record(
+            [
+                ProductEvent(kind=ProductEvent.Kind.PRODUCT_ACCEPTED, product=products[0]),
+                ProductEvent(kind=ProductEvent.Kind.PRODUCT_FAILED, product=products[1]),
+                ProductEvent(kind=ProductEvent.Kind.PRODUCT_ACCEPTED, product=products[2]),
+            ]
+        )
+    assert len({e.event_id for e in events}) == 3
+    ids = webhook_events_dispatch(event_ids=[e.pk for e in events])
+    deliveries = {(d.event.product.sku, d.endpoint_id) for d in WebhookDelivery.objects.all()}
+    assert deliveries == {
+        ("F0", accepted_only.pk),
+        ("F0", everything.pk),
+        ("F1", everything.pk),
+        ("F2", accepted_only.pk),
+        ("F2", everything.pk),
+    }
+    assert sorted(ids) == sorted(WebhookDelivery.objects.values_list("id", flat=True))
+    assert not ProductEvent.objects.filter(dispatched_at__isnull=True).exists()
+    assert webhook_events_dispatch(event_ids=[e.pk for e in events]) == []  # once only
+    assert WebhookDelivery.objects.count() == 5
