@@ -1,8 +1,13 @@
 """Pipeline benchmark: real photos through import -> intake -> annotation,
-with a real worker started as the README's production section says, on
+with real workers started as the README's production section says, on
 PostgreSQL + Redis, against tests/fake_openai.py answering after a fixed
-latency. In the same run, a naive asyncio client (the OpenAI SDK, one call
-per image, concurrency 10, no database) on the same server, for a ratio.
+latency. Intake: the import queues one job per image and an intake worker
+(`celery -A config worker -Q images`) fetches and normalises them; timed from
+import start to every image settled. Annotation: a batch over the imported
+products on a plain `celery -A config worker`. In the same run, a naive
+asyncio client (the OpenAI SDK, one call per image, concurrency 10, no
+database) on the same server, for a ratio. Worker memory: peak RSS per
+process and their sum, and the peak PSS (shared pages counted once).
 
     .venv/bin/python bench/pipeline_bench.py [--images 2000] [--latency 0.18 2.0]
         [--repeat 3] [--concurrency 32] [--worker-args "--concurrency 2"]
@@ -230,6 +235,20 @@ def _cpu_s(pids: list[int]) -> float:
     return total / ticks
 
 
+def _pss_mb(pids: list[int]) -> float:
+    """Proportional set size: shared pages (the pool forks from the main
+    process) counted once across the processes, unlike a sum of RSS."""
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+        except FileNotFoundError:
+            continue
+    return round(total / 1024, 1)
+
+
 def _rss_mb(pids: list[int]) -> list[float]:
     sizes = []
     for pid in pids:
@@ -277,9 +296,11 @@ def _annotate_once(env: dict, args, products, url: str) -> dict:
         started = time.perf_counter()
         batch = annotation_batch_create(products=products, description="bench")
         rss_peak: list[float] = []
+        pss_peak = 0.0
         while Annotation.objects.filter(batch=batch).count() < batch.total:
             time.sleep(0.2)
             sizes = _rss_mb(_proc_tree(worker.pid))
+            pss_peak = max(pss_peak, _pss_mb(_proc_tree(worker.pid)))
             if sum(sizes) > sum(rss_peak):
                 rss_peak = sizes
         elapsed = time.perf_counter() - started
@@ -293,6 +314,7 @@ def _annotate_once(env: dict, args, products, url: str) -> dict:
             "worker_cpu_ms_per_image": round(cpu * 1000 / count, 1),
             "worker_rss_mb_per_process": rss_peak,
             "worker_rss_mb_total": round(sum(rss_peak), 1),
+            "worker_pss_mb_total": pss_peak,
             "server_max_in_flight": stats["in_flight_max"],
             "provider_calls": stats["served"] - served_before,
             "db_transactions_per_image": round(xacts / count, 2),
