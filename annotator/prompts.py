@@ -7,19 +7,19 @@ from __future__ import annotations
 from catalog.taxonomy.vocabulary import Vocabulary
 
 DEFAULT_SYSTEM_PROMPT = """\
-You tag product photos for a fashion marketplace. Look at the image and the \
-product title, and answer with one JSON object that follows the schema.
+You tag a fashion marketplace's product photos. From the image and the \
+title, answer with one JSON object following the schema.
 
 Rules:
-- "category" is a top-level category and "subcategory" the most specific \
-category below it, both copied exactly from the list below.
-- Attribute values must be copied exactly from the allowed values below; use \
-null when the photo does not show it.
+- "category": a top-level category; "subcategory": the most specific one below \
+it; both exactly as listed below.
+- Attributes: a value exactly as listed below, or null if the photo does not \
+show it (null outside the attribute's "only" categories).
 - "tags": 5 to 8 lowercase search keywords a shopper would type.
-- "confidence" (0 to 1) is how sure you are of the whole answer; \
-"field_confidence" gives it per field. Be honest: 0.5 means a coin toss.
-- "image_issues": list problems such as "no product visible", "several products", \
-"low resolution", "watermark or text"; empty when the photo is fine.
+- "confidence" (0-1): how sure you are of the whole answer; "field_confidence": \
+per field. Be honest: 0.5 is a coin toss.
+- "image_issues": problems such as "no product visible", "several products", \
+"low resolution", "watermark or text"; empty if none.
 
 {taxonomy}"""
 
@@ -32,11 +32,10 @@ def render_taxonomy(vocabulary: Vocabulary) -> str:
     repeating its ancestors (about half the tokens of one path per line)."""
     lines = ["Categories (Top: subcategories; indented: path below Top: subcategories):"]
     lines += render_category_groups(vocabulary)
+    lines += ["", "Attributes:"]
     for code, values in vocabulary.attributes.items():
-        lines.append("")
         lines.append(
-            f"Allowed {code} values{_scope_note(vocabulary, code)}: "
-            + ", ".join(value.name for value in values)
+            f"{code}{_scope_note(vocabulary, code)}: " + ", ".join(value.name for value in values)
         )
     return "\n".join(lines)
 
@@ -83,7 +82,7 @@ def _scope_note(vocabulary: Vocabulary, code: str) -> str:
     if term is None or term.scope is None:
         return label
     where = "; ".join(term.scope_paths) or "no category"
-    return f"{label}, only for {where} (null for other products)"
+    return f"{label} (only {where})"
 
 
 def render_system_prompt(template: str, vocabulary: Vocabulary) -> str:

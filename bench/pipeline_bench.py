@@ -25,7 +25,9 @@ another one, byte for byte.
 Input tokens: the fake server counts characters / 4 of the text it receives
 (system + user prompt; the image is not counted). "prompt_tokens_before" is
 the same estimate for the taxonomy block as it was rendered before the
-compact form (one full path per line).
+compact form (one full path per line); "prompt_tokens_five_attributes" is
+today's request with only the five attributes it had when the 3,300-token
+figure was taken (the default taxonomy now ships eleven).
 """
 
 from __future__ import annotations
@@ -105,6 +107,7 @@ def main() -> None:
         "machine": {"cpus": os.cpu_count(), "loadavg_start": os.getloadavg()},
         "intake": intake,
         "prompt_tokens_before": _old_prompt_tokens(),
+        "prompt_tokens_five_attributes": _five_attribute_prompt_tokens(),
         "latencies": {},
     }
     for latency in args.latency:
@@ -485,6 +488,24 @@ def _old_prompt_tokens() -> int:
     for code, values in vocabulary.attributes.items():
         lines += ["", f"Allowed {code} values: " + ", ".join(v.name for v in values)]
     system = prompt_active().system_prompt.replace("{taxonomy}", "\n".join(lines))
+    return prompt_tokens_estimate(system) + prompt_tokens_estimate("Product title: Product 1")
+
+
+def _five_attribute_prompt_tokens() -> int:
+    """chars/4 of today's request with only the five attributes the prompt had
+    when its size was first measured (3,300 tokens): like for like with it."""
+    import dataclasses
+
+    from annotator.pipeline import prompt_active
+    from annotator.prompts import prompt_tokens_estimate, render_system_prompt
+    from catalog.taxonomy.vocabulary import vocabulary_current
+
+    vocabulary = vocabulary_current()
+    five = {"color", "material", "style", "pattern", "season"}
+    vocabulary = dataclasses.replace(
+        vocabulary, attributes={k: v for k, v in vocabulary.attributes.items() if k in five}
+    )
+    system = render_system_prompt(prompt_active().system_prompt, vocabulary)
     return prompt_tokens_estimate(system) + prompt_tokens_estimate("Product title: Product 1")
 
 

@@ -102,7 +102,7 @@ def test_an_attribute_added_in_the_taxonomy_screen_flows_from_prompt_to_export(
     attributes = sent_schema_attributes(request)
     assert attributes["properties"]["lining"] == {"anyOf": [{"type": "string"}, {"type": "null"}]}
     assert "lining" in attributes["required"] and attributes["additionalProperties"] is False
-    assert "\nAllowed lining values: Lined, Unlined" in system_prompt(request)
+    assert "\nlining: Lined, Unlined" in system_prompt(request)
     # and the answer is normalised to the taxonomy value
     assert annotation.attributes["lining"] == "Lined"
     assert product.status == Product.Status.NEEDS_REVIEW
@@ -173,9 +173,9 @@ def test_a_category_scoped_attribute_is_absent_from_products_of_other_categories
     assert sent_schema_attributes(first) == sent_schema_attributes(second)
     assert "heel_height" in sent_schema_attributes(first)["properties"]
     assert (
-        "Allowed heel_height values, only for Footwear > Block Heels; "
+        "\nheel_height (only Footwear > Block Heels; "
         "Footwear > Heels; Footwear > Kitten Heels; Footwear > Pumps; Footwear > Stilettos; "
-        "Footwear > Wedges (null for other products): Low Heel, Mid Heel, High Heel, Very High Heel"
+        "Footwear > Wedges): Low Heel, Mid Heel, High Heel, Very High Heel"
     ) in system_prompt(first)
     # and each product keeps only the attributes of its category
     assert tee_annotation.attributes["sleeve_length"] == "Short Sleeve"
@@ -216,10 +216,9 @@ def test_limiting_and_deactivating_in_the_taxonomy_screen_change_the_next_reques
     # then fit is no longer asked for and occasion is asked only for those categories
     request = fake_openai.requests[-1]
     assert "fit" not in sent_schema_attributes(request)["properties"]
-    assert "\nAllowed fit values" not in system_prompt(request)
+    assert "\nfit" not in system_prompt(request)
     assert (
-        "Allowed occasion values, only for Footwear > Pumps; Footwear > Stilettos "
-        "(null for other products): Everyday"
+        "\noccasion (only Footwear > Pumps; Footwear > Stilettos): Everyday"
     ) in system_prompt(request)
     assert "fit" not in annotation.attributes and "occasion" not in annotation.attributes
     # and each change is in the taxonomy history with who made it
@@ -257,7 +256,7 @@ def test_limiting_and_deactivating_in_the_taxonomy_screen_change_the_next_reques
     annotate(make_products(2)[1])
     properties = sent_schema_attributes(fake_openai.requests[-1])["properties"]
     assert {"fit", "occasion"} <= set(properties)
-    assert "Allowed occasion values: Everyday" in system_prompt(fake_openai.requests[-1])
+    assert "\noccasion: Everyday" in system_prompt(fake_openai.requests[-1])
 
 
 def test_a_stored_answer_from_before_the_change_still_renders(
