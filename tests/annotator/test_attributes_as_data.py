@@ -217,9 +217,8 @@ def test_limiting_and_deactivating_in_the_taxonomy_screen_change_the_next_reques
     request = fake_openai.requests[-1]
     assert "fit" not in sent_schema_attributes(request)["properties"]
     assert "\nfit" not in system_prompt(request)
-    assert (
-        "\noccasion (only Footwear > Pumps; Footwear > Stilettos): Everyday"
-    ) in system_prompt(request)
+    scoped = "\noccasion (only Footwear > Pumps; Footwear > Stilettos): Everyday"
+    assert scoped in system_prompt(request)
     assert "fit" not in annotation.attributes and "occasion" not in annotation.attributes
     # and each change is in the taxonomy history with who made it
     changes = TaxonomyChange.objects.order_by("id")
