@@ -228,6 +228,8 @@ def filesystem_broker(folder: Path) -> dict:
         (folder / name).mkdir(parents=True, exist_ok=True)
     return {
         "CELERY_BROKER_URL": "filesystem://",
+        # kombu's transport with atomic writes (see the module).
+        "CELERY_BROKER_TRANSPORT": "config.kombu_filesystem:Transport",
         "CELERY_BROKER_TRANSPORT_OPTIONS": {
             "data_folder_in": str(folder / "queue"),
             "data_folder_out": str(folder / "queue"),
