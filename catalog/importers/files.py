@@ -207,7 +207,11 @@ def _csv_header_and_rows(text: IO[str]) -> Iterator[tuple[int, int, list[str], s
     header = [name.strip().lower() for name in first_row[2]] if first_row else []
     if "sku" not in header:
         found = ", ".join(name for name in header if name) or "nothing"
-        raise ImportFileError(f"the CSV header has no 'sku' column (found: {found})")
+        separator = next((sep for sep in ";\t|" if len(header) == 1 and sep in header[0]), "")
+        hint = ""
+        if separator:  # e.g. a spreadsheet saved with the locale's separator
+            hint = f"; the columns look separated by {separator!r}: save it comma-separated"
+        raise ImportFileError(f"the CSV header has no 'sku' column (found: {found}){hint}")
     twice = sorted({name for name in header if name and header.count(name) > 1})
     if twice:
         raise ImportFileError(f"the CSV header names {', '.join(twice)} more than once")

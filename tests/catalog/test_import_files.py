@@ -163,6 +163,18 @@ def test_an_unclosed_quote_at_the_end_of_the_file_refuses_it(tmp_path):
     assert _exit_code(path)[0] == 2
 
 
+def test_a_semicolon_separated_csv_is_refused_with_a_hint(tmp_path):
+    path = _write(tmp_path, "excel.csv", b"sku;title;brand\nS1;Shirt;Acme\n")
+
+    run = import_file(path=path)
+
+    _assert_refused(
+        run,
+        "the CSV header has no 'sku' column (found: sku;title;brand); the columns look "
+        "separated by ';': save it comma-separated. Nothing was imported.",
+    )
+
+
 def test_a_json_array_file_is_refused_as_not_json_lines(tmp_path):
     path = _write(tmp_path, "p.json", b'[\n  {"sku": "A1"},\n  {"sku": "A2"}\n]\n')
 
