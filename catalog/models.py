@@ -210,6 +210,9 @@ class ImportRun(models.Model):
     rows_created = models.PositiveIntegerField(default=0)
     rows_updated = models.PositiveIntegerField(default=0)
     rows_unchanged = models.PositiveIntegerField(default=0)
+    # Later rows of a SKU already in the file (the last row wins); each SKU is counted
+    # once above, so rows_total = created + updated + unchanged + duplicate + failed.
+    rows_duplicate = models.PositiveIntegerField(default=0)
     rows_failed = models.PositiveIntegerField(default=0)
     images_ready = models.PositiveIntegerField(default=0)
     images_failed = models.PositiveIntegerField(default=0)

@@ -48,8 +48,10 @@ def import_run_execute(run_id: int) -> None:
     if run is None or run.is_finished:
         return
     try:
-        importers.import_run_execute_stored(run=run)
-    except SoftTimeLimitExceeded as exc:
+        # The run ends failed with the committed rows counted whatever stops it; a time
+        # limit is worded as such.
+        importers.import_run_execute_stored(run=run, stop_reason=_time_limit_reason)
+    except SoftTimeLimitExceeded as exc:  # raised outside the import (opening the upload)
         importers.import_run_fail(run_id=run_id, reason=_time_limit_reason(exc) or "")
 
 

@@ -22,7 +22,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 
 from catalog import importers, tasks
-from catalog.models import ImportRun
+from catalog.models import ImportRun, Product
 from tests.slow_server import drip_server
 from tests.waiting import wait_for
 
@@ -102,6 +102,12 @@ def _queued_run(url: str) -> ImportRun:
     return run
 
 
+def _assert_counts_are_what_was_committed(run: ImportRun) -> None:
+    """Counts are written with each chunk, so they are true however the run was stopped."""
+    assert run.rows_created == Product.objects.count()
+    assert (run.rows_total, run.rows_failed) == (run.rows_created, 0)
+
+
 def _finished(run: ImportRun) -> bool:
     run.refresh_from_db()
     return run.is_finished
@@ -118,6 +124,7 @@ def test_soft_time_limit_ends_the_import_failed_with_the_reason(tmp_path):
         "the import took longer than 2 s and was stopped; rows imported before that are kept"
     )
     assert run.finished_at is not None
+    _assert_counts_are_what_was_committed(run)
 
 
 def test_hard_time_limit_kills_the_task_and_ends_the_import_failed(tmp_path):
@@ -131,3 +138,4 @@ def test_hard_time_limit_kills_the_task_and_ends_the_import_failed(tmp_path):
     assert run.message == (
         "the import took longer than 2 s and was stopped; rows imported before that are kept"
     )
+    _assert_counts_are_what_was_committed(run)

@@ -119,12 +119,13 @@ def product_upsert(request: HttpRequest, payload: ProductsUpsertIn):
     workers, never fetched during the request."""
     require_roles(request, *WRITERS)
     records = (_record(index, raw) for index, raw in enumerate(payload.products))
-    report = import_rows(records, allow_paths=False, queue_images=True)
+    report = import_rows(records, allow_paths=False, queue_images=True, position="index")
     return {
         "received": len(payload.products),
         "created": report.rows_created,
         "updated": report.rows_updated,
         "unchanged": report.rows_unchanged,
+        "duplicates": report.rows_duplicate,
         "failed": report.rows_failed,
         "images_queued": report.images_queued,
         "errors": [{"index": e.line, "sku": e.sku, "reason": e.reason} for e in report.errors],

@@ -116,6 +116,9 @@ class UpsertOut(Schema):
     created: int
     updated: int
     unchanged: int
+    duplicates: int = Field(
+        description="rows repeating a SKU earlier in the request (the later row wins)"
+    )
     failed: int
     images_queued: int
     errors: list[RowErrorOut]

@@ -164,6 +164,7 @@ def test_bulk_upsert_keeps_good_rows_and_reports_bad_ones(client, manager, beare
             {"sku": "BAD", "image_urls": ["ftp://x/y.jpg"]},
             "not an object",
             {"sku": "EXTRA", "colour": "red"},
+            {"sku": "KEEP", "title": "New title"},
         ]
     }
     response = client.post(
@@ -171,11 +172,13 @@ def test_bulk_upsert_keeps_good_rows_and_reports_bad_ones(client, manager, beare
     )
     assert response.status_code == 200
     body = _json(response)
-    assert {k: body[k] for k in ("received", "created", "updated", "failed", "images_queued")} == {
-        "received": 7,
-        "created": 1,
+    counted = ("received", "created", "updated", "duplicates", "failed", "images_queued")
+    assert {k: body[k] for k in counted} == {
+        "received": 8,
+        "created": 2,
         "updated": 1,
-        "failed": 5,
+        "duplicates": 1,
+        "failed": 4,
         "images_queued": 1,
     }
     assert [(e["index"], e["sku"]) for e in body["errors"]] == [
@@ -184,15 +187,20 @@ def test_bulk_upsert_keeps_good_rows_and_reports_bad_ones(client, manager, beare
         (4, "BAD"),
         (5, ""),
         (6, ""),
+        (7, "KEEP"),
     ]
     assert body["errors"][0]["reason"] == "sku must not contain spaces"
     assert body["errors"][1]["reason"].startswith("sku:")
+    # a bad image URL keeps its product: the image fails with the reason
+    assert body["errors"][2]["reason"] == "image ftp://x/y.jpg: image_url is not an http(s) URL"
+    assert body["errors"][5]["reason"] == "duplicate sku: also at index 0; the later row wins"
     kept = Product.objects.get(sku="KEEP")
     assert (kept.title, kept.brand) == ("New title", "Acme")  # absent field unchanged
     image = ProductImage.objects.get(product__sku="NEW1")
     # Queued for the workers, not fetched during the request.
     assert (image.status, image.source_url) == ("pending", "https://photos.example/a.jpg")
-    assert not Product.objects.filter(sku__in=["BAD", "EXTRA"]).exists()
+    assert ProductImage.objects.get(product__sku="BAD").status == "failed"
+    assert not Product.objects.filter(sku="EXTRA").exists()
 
 
 def test_bulk_upsert_refuses_more_than_1000_rows(client, manager, bearer):

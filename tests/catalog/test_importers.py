@@ -45,17 +45,17 @@ def test_csv_with_bad_rows_imports_the_good_ones_and_reports_lines(tmp_path):
     # when
     run = import_file(path=path)
 
-    # then
-    assert sorted(Product.objects.values_list("sku", flat=True)) == ["A-1", "A-2"]
+    # then (a bad image URL keeps its product: only the image fails)
+    assert sorted(Product.objects.values_list("sku", flat=True)) == ["A-1", "A-2", "A-3"]
     assert Product.objects.get(sku="A-1").title == "Red Dress"
     assert Product.objects.get(sku="A-1").status == Product.Status.PENDING
-    assert (run.status, run.rows_total, run.rows_created, run.rows_failed) == ("done", 5, 2, 3)
+    assert (run.status, run.rows_total, run.rows_created, run.rows_failed) == ("done", 5, 3, 2)
     assert run.errors == [
         {"line": 3, "sku": "", "reason": "missing sku"},
         {
             "line": 5,
             "sku": "A-3",
-            "reason": "image_url is not an http(s) URL: ftp://example.com/a.jpg",
+            "reason": "image ftp://example.com/a.jpg: image_url is not an http(s) URL",
         },
         {"line": 6, "sku": "A-4", "reason": "title is longer than 500 characters"},
     ]
@@ -124,7 +124,7 @@ def test_duplicate_sku_in_one_file_keeps_the_last_row(tmp_path):
     run = import_file(path=path)
 
     assert list(Product.objects.values_list("title", flat=True)) == ["last"]
-    assert (run.rows_created, run.rows_updated) == (1, 1)
+    assert (run.rows_created, run.rows_updated, run.rows_duplicate) == (1, 0, 1)
 
 
 def test_file_without_sku_column_fails_as_a_whole(tmp_path):
@@ -133,7 +133,7 @@ def test_file_without_sku_column_fails_as_a_whole(tmp_path):
     run = import_file(path=path)
 
     assert run.status == ImportRun.Status.FAILED
-    assert run.message == "the CSV header has no 'sku' column (found: name)"
+    assert run.message == "the CSV header has no 'sku' column (found: name). Nothing was imported."
     assert Product.objects.count() == 0
 
 
@@ -199,7 +199,7 @@ def test_command_exit_codes(tmp_path):
     out = io.StringIO()
 
     call_command("import_products", str(good), "--no-progress", stdout=out)
-    assert "1 rows: 1 created, 0 updated, 0 unchanged, 0 failed" in out.getvalue()
+    assert "1 rows: 1 created, 0 updated, 0 unchanged, 0 duplicate, 0 failed" in out.getvalue()
 
     with pytest.raises(CommandError) as partial:
         call_command("import_products", str(bad), "--no-progress", stdout=out, stderr=io.StringIO())

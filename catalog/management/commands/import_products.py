@@ -4,8 +4,10 @@ Rows are imported at once; images are fetched by the workers (one intake job
 each). With --wait the command waits for every image to be ready or failed.
 
 Exit codes: 0 every row (and, with --wait, every image) imported, 1 some rows
-or images failed or the wait timed out (the good ones are imported), 2 usage
-error (no file, unreadable format)."""
+or images failed, the import stopped part-way or the wait timed out (the good
+rows are imported), 2 nothing was imported: usage error or a file refused as a
+whole before any row was written (no file, binary, not UTF-8, a quote left open
+at the end, no sku column)."""
 
 from __future__ import annotations
 
@@ -69,7 +71,7 @@ class Command(BaseCommand):
             mininterval=0.5,
         ) as bar:
             run = import_file(path=file, images_dir=images_dir, progress=bar.update)
-        if run.status == ImportRun.Status.FAILED:
+        if run.status == ImportRun.Status.FAILED and not run.rows_total:
             raise CommandError(f"{file.name}: {run.message}", returncode=2)
         for error in run.errors[:SHOWN_ERRORS]:
             self.stderr.write(f"line {error['line']}: {error['sku'] or '-'}: {error['reason']}")
@@ -82,8 +84,9 @@ class Command(BaseCommand):
         self.stdout.write(
             f"Import #{run.pk}: {run.rows_total} rows: {run.rows_created} created, "
             f"{run.rows_updated} updated, {run.rows_unchanged} unchanged, "
-            f"{run.rows_failed} failed; images: {counts['ready']} stored, "
-            f"{counts['failed']} failed, {counts['pending']} pending"
+            f"{run.rows_duplicate} duplicate, {run.rows_failed} failed; "
+            f"images: {counts['ready']} stored, {counts['failed']} failed, "
+            f"{counts['pending']} pending"
         )
         if counts["pending"] and not wait:
             self.stdout.write(
@@ -92,6 +95,8 @@ class Command(BaseCommand):
             )
         for image in import_run_failed_images(run, limit=SHOWN_ERRORS):
             self.stderr.write(f"{image.product.sku}: image {image.source[:200]}: {image.error}")
+        if run.status == ImportRun.Status.FAILED:
+            raise CommandError(f"{file.name}: {run.message}", returncode=1)
         if wait and counts["pending"]:
             raise CommandError(
                 f"gave up waiting after {timeout:.0f} s with {counts['pending']} images pending; "
