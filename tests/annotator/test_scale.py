@@ -319,6 +319,7 @@ def _worker_process(base_url: str, log: Path) -> subprocess.Popen:
         "ANNOTATOR_FALLBACK_PROVIDER": "",
         "ANNOTATOR_CONCURRENCY": "4",
         "ANNOTATOR_LEASE_SECONDS": "2",
+        "RECOVERY_SWEEP_SECONDS": "0",  # the test runs the sweep itself
         "REVIEW_AUDIT_RATE": "0",
         "MEDIA_ROOT": str(django_settings.MEDIA_ROOT),
     }
