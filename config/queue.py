@@ -14,7 +14,8 @@ queue is back.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
@@ -52,6 +53,17 @@ def enqueue(send: Callable[[], Any], *, what: str) -> bool:
     return True
 
 
+@contextmanager
+def queue_failures() -> Iterator[list[str]]:
+    """Collect what `enqueue` could not send within the block (a request, a command)."""
+    failures: list[str] = []
+    token = _failures.set(failures)
+    try:
+        yield failures
+    finally:
+        _failures.reset(token)
+
+
 class QueueUnreachableMiddleware:
     """503 with QUEUE_UNREACHABLE (JSON under /api/) when the view's work is saved
     but could not be handed to the job queue."""
@@ -60,12 +72,8 @@ class QueueUnreachableMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        failures: list[str] = []
-        token = _failures.set(failures)
-        try:
+        with queue_failures() as failures:
             response = self.get_response(request)
-        finally:
-            _failures.reset(token)
         if not failures:
             return response
         return queue_unreachable_response(request)

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from annotator.chunks import annotation_chunk_run
 from annotator.management.commands.annotate import wait_timeout_default
-from annotator.models import Annotation, AnnotationLease
+from annotator.models import Annotation, AnnotationBatch, AnnotationLease
 from annotator.retrying import PROVIDER_MAX_RETRIES
 from annotator.services import (
     annotation_batch_create,
@@ -126,11 +126,18 @@ def test_the_sweep_queues_due_retries_only(
 def test_a_dispatch_the_queue_refuses_stays_due_for_the_sweep(make_products):
     products = make_products(3)
 
+    err = io.StringIO()
+
     with broker_unreachable():
-        batch = annotation_batch_create(products=Product.objects.all(), description="all")
+        call_command("annotate", "--pending", stdout=io.StringIO(), stderr=err)
         # the sweep while the queue is still down sends nothing and loses nothing
         assert annotation_requeue_stale() == 0
 
+    batch = AnnotationBatch.objects.get()
+    assert err.getvalue() == (
+        f"Batch #{batch.pk}: the job queue is unreachable; nothing was lost, "
+        "it will start when the queue is back.\n"
+    )
     leases = AnnotationLease.objects.filter(batch=batch)
     assert leases.count() == 3
     assert all(lease.retry_at is not None and lease.owner == "" for lease in leases)

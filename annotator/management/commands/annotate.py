@@ -21,6 +21,7 @@ from annotator.services import (
     batch_progress,
 )
 from catalog.models import Product
+from config.queue import QUEUE_UNREACHABLE, queue_failures
 
 
 class Command(BaseCommand):
@@ -56,8 +57,11 @@ class Command(BaseCommand):
             description = "all pending products"
         else:
             products, description = Product.objects.all(), "all products"
-        batch = annotation_batch_create(products=products, description=description)
+        with queue_failures() as unsent:
+            batch = annotation_batch_create(products=products, description=description)
         self.stdout.write(f"Batch #{batch.pk}: {batch.total} products queued ({description})")
+        if unsent:
+            self.stderr.write(f"Batch #{batch.pk}: {QUEUE_UNREACHABLE}.")
         if not wait or not batch.total:
             return
         if timeout is None:
