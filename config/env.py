@@ -118,6 +118,7 @@ class Environment(BaseModel):
         600, "a whole number of seconds (0 = no soft limit, only the hard one)", ge=0
     )
     CELERY_TASK_TIME_LIMIT: int = var(660, "a whole number of seconds greater than 0", gt=0)
+    CELERY_DEFAULT_QUEUE: str = var("celery", "a queue name", min_length=1)
     CELERY_IMAGE_QUEUE: str = var("images", "a queue name", min_length=1)
     RECOVERY_SWEEP_SECONDS: int = var(
         30, "a whole number of seconds (0 = no sweep in the workers: run celery beat)", ge=0

@@ -278,7 +278,7 @@ def celery_queues(default: str, images: str) -> dict:
 
 
 CELERY_IMAGE_QUEUE = env.CELERY_IMAGE_QUEUE
-globals().update(celery_queues("celery", CELERY_IMAGE_QUEUE))
+globals().update(celery_queues(env.CELERY_DEFAULT_QUEUE, CELERY_IMAGE_QUEUE))
 
 # Shared cache: circuit breaker and rate-limit counters must be seen by every
 # worker, so it is Redis in production and a file cache on one machine.

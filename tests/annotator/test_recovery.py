@@ -89,6 +89,9 @@ def workers(
         "ANNOTATOR_LEASE_SECONDS": WORKER_LEASE,
         "RECOVERY_SWEEP_SECONDS": WORKER_SWEEP,
         "REVIEW_AUDIT_RATE": "0",
+        # What the workers' sweeps send goes to this test's queues too.
+        "CELERY_DEFAULT_QUEUE": settings.CELERY_TASK_DEFAULT_QUEUE,
+        "CELERY_IMAGE_QUEUE": settings.CELERY_IMAGE_QUEUE,
         **(env or {}),
     }
     queues = f"{settings.CELERY_TASK_DEFAULT_QUEUE},{settings.CELERY_IMAGE_QUEUE}"
@@ -302,7 +305,11 @@ def test_job_queue_unreachable_from_the_web_answers_503_and_loses_nothing(
             json.dumps(
                 {
                     "products": [
-                        {"sku": "API-1", "title": "Api shirt", "image_url": images.url("/new.png")}
+                        {
+                            "sku": "API-1",
+                            "title": "Api shirt",
+                            "image_urls": [images.url("/new.png")],
+                        }
                     ]
                 }
             ),
@@ -314,7 +321,7 @@ def test_job_queue_unreachable_from_the_web_answers_503_and_loses_nothing(
             assert response.status_code == 503
             assert f"{QUEUE_UNREACHABLE.capitalize()}." in response.content.decode()
         for response in (by_api, upserted):
-            assert response.status_code == 503
+            assert response.status_code == 503, response.content
             assert json.loads(response.content) == {
                 "error": "queue_unreachable",
                 "detail": QUEUE_UNREACHABLE,
