@@ -11,8 +11,13 @@ calls in flight.
 
 A chunk claims its products' leases (AnnotationLease) before it starts and
 renews them every ANNOTATOR_LEASE_SECONDS / 4. A worker killed mid-chunk
-stops renewing, and the periodic re-queue hands its products to another
-worker once the lease has expired.
+stops renewing, and the recovery sweep (config/sweeper.py, in every worker)
+hands its products to another worker once the lease has expired.
+
+A provider that is down (and no fallback answered) does not hold the products
+in a countdown message: their next try is written on the lease (annotator.
+retrying's delays) and the sweep queues them when due; the last try records
+the failure.
 """
 
 from __future__ import annotations
@@ -46,7 +51,8 @@ from annotator.pipeline import (
     served_fields,
 )
 from annotator.providers.base import ProviderError
-from annotator.routing import annotate_routed, arm_choose, provider_models
+from annotator.retrying import PROVIDER_MAX_RETRIES, provider_retry_delay
+from annotator.routing import annotate_routed, arm_choose, circuit_remaining, provider_models
 from catalog.intake import annotation_wait
 from catalog.models import Product, ProductImage
 
@@ -102,11 +108,15 @@ def annotation_chunk_run(
     *,
     product_ids: list[int],
     batch_id: int | None,
-    record_provider_error: bool = True,
+    record_provider_error: bool | None = None,
     rng: random.Random | None = None,
 ) -> ChunkOutcome:
     """Annotate the chunk's products that are still `annotating` (others were
-    finished by an earlier delivery of the same message: idempotent)."""
+    finished by an earlier delivery of the same message: idempotent).
+
+    A product the provider could not answer (retryable, no fallback) is
+    scheduled again on its lease (`outcome.retry`) until its last try, which
+    records the failure; `record_provider_error` True/False forces one way."""
     rng = rng or random.Random()
     outcome = ChunkOutcome()
     product_ids = _not_waiting_for_image(product_ids, batch_id=batch_id)
@@ -115,6 +125,14 @@ def annotation_chunk_run(
     products = _claim(product_ids, batch_id=batch_id, owner=owner)
     if not products:
         return outcome
+    if record_provider_error is None:
+        last_try = set(
+            AnnotationLease.objects.filter(
+                owner=owner, retries__gte=PROVIDER_MAX_RETRIES
+            ).values_list("product_id", flat=True)
+        )
+    else:
+        last_try = {p.pk for p in products} if record_provider_error else set()
     if batch is not None and batch.stopped_at:
         outcome.released = _release([p.pk for p in products])
         return outcome
@@ -137,6 +155,7 @@ def annotation_chunk_run(
     leaders: dict[tuple[str, str], _Work] = {}
     followers: dict[tuple[str, str], list[_Work]] = {}
     stop = threading.Event()
+    not_tried: set[int] = set()
     pending: dict[Future, _Work] = {}
     for work in works:
         if work.image is None:
@@ -170,8 +189,10 @@ def annotation_chunk_run(
                     if not outcome.stop_message:
                         outcome.stop_message = _stop_message(exc)
                     continue
-                if exc.retryable and not record_provider_error:
+                if exc.retryable and (work.product.pk not in last_try or not exc.attempts):
                     outcome.retry.append(work.product.pk)
+                    if not exc.attempts:  # the circuit was open: not a try
+                        not_tried.add(work.product.pk)
                     continue
                 fields = provider_error_fields(exc, model=work.model)
                 rows.append((work.product.pk, {"image": work.image, **fields}))
@@ -208,11 +229,8 @@ def annotation_chunk_run(
                 stop.set()
             last_lease = now
     flush()
-    if outcome.retry:  # queued again with a countdown: unclaimed until then
-        AnnotationLease.objects.filter(product_id__in=outcome.retry, owner=owner).update(
-            owner="", expires_at=None
-        )
-        Product.objects.filter(pk__in=outcome.retry).update(updated_at=timezone.now())
+    if outcome.retry:
+        _retry_schedule(outcome.retry, owner=owner, batch_id=batch_id, not_tried=not_tried)
     if stop.is_set():
         left = [pk for pk in unfinished if pk not in outcome.retry]
         outcome.released = _release(left)
@@ -287,10 +305,44 @@ def _not_waiting_for_image(product_ids: list[int], *, batch_id: int | None) -> l
     ]
 
 
+def _retry_schedule(
+    product_ids: list[int], *, owner: str, batch_id: int | None, not_tried: set[int]
+) -> None:
+    """Unclaim the products and write when each is tried next (its lease's
+    retries so far pick the delay): the recovery sweep queues them when due.
+    A product not tried because the circuit is open goes again when the
+    circuit closes, and that does not count as a try."""
+    now = timezone.now()
+    leases = AnnotationLease.objects.filter(product_id__in=product_ids, owner=owner)
+    by_retries: dict[tuple[int, bool], list[int]] = {}
+    for pk, retries in leases.values_list("product_id", "retries"):
+        by_retries.setdefault((retries, pk in not_tried), []).append(pk)
+    arms = {settings.ANNOTATOR_PROVIDER, settings.ANNOTATOR_CANARY_PROVIDER} - {""}
+    reopens = max([circuit_remaining(name) for name in arms] + [1.0])
+    for (retries, untried), ids in by_retries.items():
+        delay = reopens if untried else provider_retry_delay(retries)
+        AnnotationLease.objects.filter(product_id__in=ids, owner=owner).update(
+            owner="",
+            expires_at=None,
+            retries=retries if untried else retries + 1,
+            retry_at=now + timedelta(seconds=delay),
+        )
+        log.warning(
+            "batch %s: provider down, %s products tried again in %s s (try %s of %s)",
+            batch_id,
+            len(ids),
+            round(delay),
+            retries + (1 if untried else 2),
+            PROVIDER_MAX_RETRIES + 1,
+        )
+    Product.objects.filter(pk__in=product_ids).update(updated_at=now)
+
+
 def _claim(product_ids: list[int], *, batch_id: int | None, owner: str) -> list[Product]:
     """Take the lease of the chunk's products still `annotating` that no live
-    worker holds: a duplicate message (re-queue, redelivery) running while
-    the first is alive finds nothing to do."""
+    worker holds and whose provider retry (if any) is due: a duplicate message
+    (re-queue, redelivery) running while the first is alive finds nothing to
+    do, and an early one does not call a provider that is down before its time."""
     ids = list(
         Product.objects.filter(pk__in=product_ids, status=Product.Status.ANNOTATING).values_list(
             "id", flat=True
@@ -304,8 +356,10 @@ def _claim(product_ids: list[int], *, batch_id: int | None, owner: str) -> list[
     )
     now = timezone.now()
     AnnotationLease.objects.filter(
-        Q(expires_at__isnull=True) | Q(expires_at__lt=now), product_id__in=ids
-    ).update(owner=owner, expires_at=now + _lease())
+        Q(expires_at__isnull=True) | Q(expires_at__lt=now),
+        Q(retry_at__isnull=True) | Q(retry_at__lte=now),
+        product_id__in=ids,
+    ).update(owner=owner, expires_at=now + _lease(), retry_at=None)
     return list(
         Product.objects.filter(
             annotation_lease__owner=owner, status=Product.Status.ANNOTATING

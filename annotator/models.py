@@ -223,7 +223,13 @@ class AnnotationLease(models.Model):
     Created (unclaimed) when a batch queues the product; a worker's chunk
     claims it (owner, expires_at) and renews it while it works; storing the
     outcome deletes it. A lease past `expires_at` belongs to a dead worker:
-    the periodic re-queue hands the product, with its batch, to another."""
+    the recovery sweep hands the product, with its batch, to another.
+
+    A provider that is down (no fallback answered) schedules the next try here
+    (`retries`, `retry_at`) instead of in a countdown message a worker would
+    hold: the sweep queues the product when it is due, so killing a worker
+    during an outage loses nothing. `retry_at` is also set to "now" when the
+    job queue was unreachable at dispatch: the next sweep sends it."""
 
     product = models.OneToOneField(
         Product, primary_key=True, on_delete=models.CASCADE, related_name="annotation_lease"
@@ -233,6 +239,8 @@ class AnnotationLease(models.Model):
     )
     owner = models.CharField(max_length=32, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    retries = models.PositiveSmallIntegerField(default=0)  # provider-down tries so far
+    retry_at = models.DateTimeField(null=True, blank=True, db_index=True)
     # Set when the product's image has settled and it waits to join the next
     # chunk (annotator.services.annotation_released_dispatch clears it).
     released_at = models.DateTimeField(null=True, blank=True)

@@ -569,8 +569,9 @@ def batch_completion_record(*, batch: AnnotationBatch, near_end_only: bool = Tru
         if done < batch.total - COMPLETION_WINDOW:
             return False
     # Under the lock the count sees every committed store: the last one wins.
+    # Products, as batch_progress counts them (the cheap count above is of rows).
     locked = AnnotationBatch.objects.select_for_update().get(pk=batch.pk)
-    done = Annotation.objects.filter(batch=locked).count()
+    done = Annotation.objects.filter(batch=locked).values("product_id").distinct().count()
     completed = ProductEvent.objects.filter(
         kind=ProductEvent.Kind.BATCH_COMPLETED, batch_id=locked.pk
     ).exists()

@@ -91,7 +91,12 @@ def rate_limit_wait(*, now=time.time, sleep=time.sleep) -> None:
 
 
 def circuit_is_open(provider: str) -> bool:
-    return cache.get(f"annotator:circuit:{provider}:open_until", 0) > time.time()
+    return circuit_remaining(provider) > 0
+
+
+def circuit_remaining(provider: str) -> float:
+    """Seconds until the provider's open circuit closes (0: closed)."""
+    return max(0.0, cache.get(f"annotator:circuit:{provider}:open_until", 0) - time.time())
 
 
 def circuit_record(provider: str, *, ok: bool) -> None:
@@ -158,7 +163,9 @@ def annotate_routed(*, product_id: int, request: AnnotationRequest) -> Served:
             return Served(arm=arm, provider=name, result=result, errors=errors)
     fallback = settings.ANNOTATOR_FALLBACK_PROVIDER
     if not fallback or fallback == name:
-        raise ProviderError(errors[-1], retryable=True)
+        # attempts=0: no call was made (the circuit is open), so a retry
+        # scheduled for this product does not count it as a try.
+        raise ProviderError(errors[-1], retryable=True, attempts=0)
     result = provider_for(fallback).annotate(replace(request, model=fallback))
     return Served(arm="fallback", provider=fallback, result=result, errors=errors)
 

@@ -19,6 +19,7 @@ from annotator.models import (
     RoutingSettingChange,
 )
 from catalog.models import Product
+from config.queue import enqueue
 
 # Human decisions are never overwritten by a machine, and a product already
 # in a worker's hands is not queued twice.
@@ -29,6 +30,7 @@ ANNOTATABLE = [
     Product.Status.AUTO_ACCEPTED,
 ]
 DISPATCH_CHUNK = 500
+REQUEUE_LIMIT = 10_000  # products one sweep queues again; the next sweep takes the rest
 
 
 def annotation_batch_create(
@@ -54,15 +56,32 @@ def annotation_batch_create(
             [AnnotationLease(product_id=pk, batch=batch) for pk in ids], batch_size=DISPATCH_CHUNK
         )
 
-        def dispatch() -> None:
-            from annotator import tasks
-
-            size = task_chunk_size()
-            for start in range(0, len(ids), size):
-                tasks.annotate_chunk.delay(batch.pk, ids[start : start + size])
-
-        transaction.on_commit(dispatch)
+        transaction.on_commit(lambda: chunks_dispatch(batch_id=batch.pk, product_ids=ids))
     return batch
+
+
+def chunks_dispatch(*, batch_id: int | None, product_ids: list[int]) -> int:
+    """Send the products to the workers in chunks (after the caller's commit).
+    A chunk the job queue did not take is marked due on its leases: the next
+    recovery sweep sends it once the queue is back (and the web request that
+    started it answers 503, see config.queue). Returns the products sent."""
+    from annotator import tasks
+
+    size = task_chunk_size()
+    sent = 0
+    for start in range(0, len(product_ids), size):
+        chunk = product_ids[start : start + size]
+        if not enqueue(
+            lambda c=chunk: tasks.annotate_chunk.delay(batch_id, c),
+            what=f"annotation of {len(product_ids) - start} products (batch {batch_id})",
+        ):
+            # The queue is down: mark this chunk and the rest without trying each.
+            AnnotationLease.objects.filter(
+                product_id__in=product_ids[start:], owner="", expires_at__isnull=True
+            ).update(retry_at=timezone.now())
+            break
+        sent += len(chunk)
+    return sent
 
 
 def task_chunk_size() -> int:
@@ -111,8 +130,6 @@ def annotation_released_dispatch(*, limit: int = 5000) -> int:
     """Queue the released products as chunks (grouped by batch). Returns how many."""
     from django.core.cache import cache
 
-    from annotator import tasks
-
     cache.delete(_RELEASE_KEY)
     with transaction.atomic():
         rows = list(
@@ -127,22 +144,24 @@ def annotation_released_dispatch(*, limit: int = 5000) -> int:
         by_batch: dict[int | None, list[int]] = {}
         for pk, batch_id in rows:
             by_batch.setdefault(batch_id, []).append(pk)
-        size = task_chunk_size()
         for batch_id, ids in by_batch.items():
-            for start in range(0, len(ids), size):
-                chunk = ids[start : start + size]
-                transaction.on_commit(lambda b=batch_id, c=chunk: tasks.annotate_chunk.delay(b, c))
+            transaction.on_commit(
+                lambda b=batch_id, i=ids: chunks_dispatch(batch_id=b, product_ids=i)
+            )
     if len(rows) == limit:
         transaction.on_commit(_released_dispatch_soon)
     return len(rows)
 
 
 def annotation_requeue_stale(*, older_than: timedelta = timedelta(minutes=30)) -> int:
-    """Queue again the products stuck in `annotating`:
+    """Queue again the products stuck in `annotating` (the recovery sweep, in
+    every worker, every RECOVERY_SWEEP_SECONDS):
 
     - claimed by a worker whose lease expired: the worker died (SIGKILL, OOM,
       a lost machine). A live worker renews its leases every
-      ANNOTATOR_LEASE_SECONDS / 4, so these are found within a minute or two;
+      ANNOTATOR_LEASE_SECONDS / 4, so these are found within a lease and a sweep;
+    - whose provider retry is due (the provider was down), or whose dispatch
+      the job queue refused (marked due at once);
     - never claimed and queued longer than `older_than`: their message was
       lost (a broker restart without persistence);
     - released (image settled) over a minute ago and not yet dispatched: the
@@ -150,33 +169,37 @@ def annotation_requeue_stale(*, older_than: timedelta = timedelta(minutes=30)) -
 
     Each goes back to its batch. A product is stored only while still
     `annotating` and claimed by one worker at a time, so it is never
-    annotated twice."""
-    from annotator import tasks
-
+    annotated twice. Returns the products queued (none while the queue is down:
+    they stay due for the next sweep)."""
     now = timezone.now()
     stuck = Product.objects.filter(status=Product.Status.ANNOTATING)
     expired = Q(annotation_lease__expires_at__lt=now)
-    lost = Q(annotation_lease__expires_at__isnull=True, updated_at__lt=now - older_than)
+    due = Q(annotation_lease__expires_at__isnull=True, annotation_lease__retry_at__lte=now)
+    lost = Q(
+        annotation_lease__expires_at__isnull=True,
+        annotation_lease__retry_at__isnull=True,
+        updated_at__lt=now - older_than,
+    )
     undispatched = Q(
         annotation_lease__owner="", annotation_lease__released_at__lt=now - timedelta(minutes=1)
     )
     rows = list(
-        stuck.filter(expired | lost | undispatched).values_list("id", "annotation_lease__batch_id")
+        stuck.filter(expired | due | lost | undispatched)
+        .order_by("id")
+        .values_list("id", "annotation_lease__batch_id")[:REQUEUE_LIMIT]
     )
     by_batch: dict[int | None, list[int]] = {}
     for pk, batch_id in rows:
         by_batch.setdefault(batch_id, []).append(pk)
-    size = task_chunk_size()
+    queued = 0
     for batch_id, ids in by_batch.items():
-        for start in range(0, len(ids), size):
-            chunk = ids[start : start + size]
-            with transaction.atomic():
-                Product.objects.filter(id__in=chunk).update(updated_at=now)
-                AnnotationLease.objects.filter(product_id__in=chunk).update(
-                    owner="", expires_at=None, released_at=None
-                )
-                transaction.on_commit(lambda b=batch_id, c=chunk: tasks.annotate_chunk.delay(b, c))
-    return len(rows)
+        with transaction.atomic():
+            Product.objects.filter(id__in=ids).update(updated_at=now)
+            AnnotationLease.objects.filter(
+                Q(expires_at__isnull=True) | Q(expires_at__lt=now), product_id__in=ids
+            ).update(owner="", expires_at=None, retry_at=None, released_at=None)
+        queued += chunks_dispatch(batch_id=batch_id, product_ids=ids)
+    return queued
 
 
 @dataclass
@@ -203,15 +226,18 @@ class BatchProgress:
 
 
 def batch_progress(batch: AnnotationBatch) -> BatchProgress:
-    """Derived from the batch's annotations in one aggregate query."""
+    """Derived from the batch's annotations in one aggregate query. It counts
+    products, not annotations: a product re-queued after its worker died keeps
+    its batch and counts once, whoever finished it."""
     counts = Annotation.objects.filter(batch=batch).aggregate(
-        done=Count("id"),
+        done=Count("product_id", distinct=True),
         failed=Count(
-            "id",
+            "product_id",
+            distinct=True,
             filter=Q(route=Annotation.Route.FAILED) | Q(status=Annotation.Status.PROVIDER_ERROR),
         ),
-        auto=Count("id", filter=Q(route=Annotation.Route.AUTO_ACCEPTED)),
-        review=Count("id", filter=Q(route=Annotation.Route.NEEDS_REVIEW)),
+        auto=Count("product_id", distinct=True, filter=Q(route=Annotation.Route.AUTO_ACCEPTED)),
+        review=Count("product_id", distinct=True, filter=Q(route=Annotation.Route.NEEDS_REVIEW)),
         cost=Sum("cost_usd"),
         last=Max("created_at"),
     )
@@ -233,6 +259,31 @@ def batch_progress(batch: AnnotationBatch) -> BatchProgress:
         rate_per_min=round(rate, 1),
         eta_s=round(remaining / (rate / 60), 0) if remaining and rate else None,
     )
+
+
+def batch_open_counts(batch: AnnotationBatch) -> dict[str, int]:
+    """Where the batch's unfinished products are: in a live worker's hands,
+    held by a worker that stopped renewing (the next sweep re-queues them),
+    waiting for a provider retry, queued for a worker, or waiting for their image."""
+    now = timezone.now()
+    waiting = Product.objects.filter(
+        annotation_batch_waiting=batch.pk, status=Product.Status.ANNOTATING
+    ).count()
+    counts = (
+        AnnotationLease.objects.filter(batch=batch, product__status=Product.Status.ANNOTATING)
+        .exclude(product__annotation_batch_waiting=batch.pk)
+        .aggregate(
+            annotating=Count("pk", filter=Q(expires_at__gte=now)),
+            worker_lost=Count("pk", filter=Q(expires_at__lt=now)),
+            retry_scheduled=Count("pk", filter=Q(expires_at__isnull=True, retry_at__gt=now)),
+            queued=Count(
+                "pk",
+                filter=Q(expires_at__isnull=True)
+                & (Q(retry_at__isnull=True) | Q(retry_at__lte=now)),
+            ),
+        )
+    )
+    return {**counts, "waiting_for_image": waiting}
 
 
 def annotation_renormalise(*, product_ids: list[int]) -> tuple[int, int]:

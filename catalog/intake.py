@@ -19,11 +19,12 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from catalog.images import product_image_fetch
 from catalog.models import ImportRun, Product, ProductImage
+from config.queue import enqueue
 
 # A slot a killed worker never gave back expires after this long.
 HOST_SLOT_TTL = 120
@@ -37,6 +38,10 @@ class HostBusy(Exception):
 
 
 PATHS_REFUSED = "image_path is not allowed here: import images by URL"
+# On a pending image whose intake job the job queue refused: the next recovery
+# sweep sends it (image_intake_requeue_stale).
+QUEUE_WAIT = "waiting for the job queue"
+IMPORT_RESEND_SECONDS = 600
 # A job holds its image this long at most; a second delivery meanwhile (a stale
 # re-queue, a redelivery) leaves it alone instead of fetching it twice.
 IMAGE_CLAIM_SECONDS = 300
@@ -51,17 +56,30 @@ def image_intake_enqueue(
     `source_path` are read inside `images_root` (browser uploads: IMAGE_IMPORT_ROOT),
     or as stored with `trusted_paths` (the CLI, which stores them resolved); otherwise
     they are refused, so an API client can never make a worker read server files."""
+    ids = list(image_ids)
+    if ids:
+        transaction.on_commit(
+            lambda: _intake_send(
+                ids, root=str(images_root) if images_root else None, trusted_paths=trusted_paths
+            )
+        )
+
+
+def _intake_send(ids: list[int], *, root: str | None, trusted_paths: bool) -> None:
+    """Send the intake jobs; if the job queue is unreachable, mark the images not
+    sent (QUEUE_WAIT on the pending row) for the next recovery sweep."""
     from catalog import tasks
 
-    ids = list(image_ids)
-    root = str(images_root) if images_root else None
-
-    def send() -> None:
-        for image_id in ids:
-            tasks.image_intake.delay(image_id, root, trusted_paths)
-
-    if ids:
-        transaction.on_commit(send)
+    for index, image_id in enumerate(ids):
+        sent = enqueue(
+            lambda pk=image_id: tasks.image_intake.delay(pk, root, trusted_paths),
+            what=f"intake of {len(ids) - index} images",
+        )
+        if not sent:
+            ProductImage.objects.filter(
+                pk__in=ids[index:], status=ProductImage.Status.PENDING
+            ).update(error=QUEUE_WAIT)
+            return
 
 
 @contextlib.contextmanager
@@ -131,16 +149,19 @@ def image_intake_run(
 
 def image_intake_requeue_stale(*, older_than: timedelta = timedelta(minutes=30)) -> int:
     """Queue again images pending for long (their message was lost, e.g. a broker
-    restart without persistence). Harmless for an image whose job is alive: the job
-    claim and the pending check make a second delivery a no-op. Path images of
-    browser uploads are confined to IMAGE_IMPORT_ROOT as when first queued."""
+    restart without persistence), and at once those the job queue refused
+    (QUEUE_WAIT). Harmless for an image whose job is alive: the job claim and the
+    pending check make a second delivery a no-op. Path images of browser uploads
+    are confined to IMAGE_IMPORT_ROOT as when first queued."""
     cutoff = timezone.now() - older_than
-    stale = ProductImage.objects.filter(status=ProductImage.Status.PENDING, updated_at__lt=cutoff)
+    stale = ProductImage.objects.filter(
+        Q(updated_at__lt=cutoff) | Q(error=QUEUE_WAIT), status=ProductImage.Status.PENDING
+    )
     rows = list(stale.values_list("id", "source_path", "import_run__source")[:10_000])
     root = settings.IMAGE_IMPORT_ROOT
     with transaction.atomic():
         ProductImage.objects.filter(pk__in=[row[0] for row in rows]).update(
-            updated_at=timezone.now()
+            updated_at=timezone.now(), error=""
         )
         by_url = [pk for pk, path, _ in rows if not path]
         uploads = [pk for pk, path, source in rows if path and source == "upload"]
@@ -149,6 +170,46 @@ def image_intake_requeue_stale(*, older_than: timedelta = timedelta(minutes=30))
         image_intake_enqueue(image_ids=uploads, images_root=Path(root) if root else None)
         image_intake_enqueue(image_ids=trusted, trusted_paths=True)
     return len(by_url) + len(uploads) + len(trusted)
+
+
+def import_run_enqueue(*, run_id: int) -> bool:
+    """Hand a browser upload's run to the workers; False when the job queue is
+    unreachable: the run stays `queued`, says QUEUE_WAIT, and the next recovery
+    sweep sends it."""
+    from catalog import tasks
+
+    queued = ImportRun.objects.filter(pk=run_id, status=ImportRun.Status.QUEUED)
+    queued.filter(message=QUEUE_WAIT).update(message="")
+    if enqueue(lambda: tasks.import_run_execute.delay(run_id), what=f"import run {run_id}"):
+        return True
+    queued.update(message=QUEUE_WAIT)
+    return False
+
+
+def import_runs_requeue(*, older_than: timedelta = timedelta(seconds=60)) -> int:
+    """Send the runs the job queue refused (QUEUE_WAIT) and again those still
+    `queued` after `older_than` (a lost message), each at most once per
+    IMPORT_RESEND_SECONDS while it waits: a run queued behind a backlog gets few
+    duplicates, and a duplicate finds the run taken (catalog.tasks) or finished."""
+    cutoff = timezone.now() - older_than
+    ids = list(
+        ImportRun.objects.filter(
+            Q(created_at__lt=cutoff) | Q(message=QUEUE_WAIT), status=ImportRun.Status.QUEUED
+        )
+        .order_by("id")
+        .values_list("id", flat=True)[:1000]
+    )
+    sent = 0
+    for run_id in ids:
+        key = f"import-run:{run_id}:resent"
+        if not cache.add(key, 1, timeout=IMPORT_RESEND_SECONDS):
+            continue
+        if import_run_enqueue(run_id=run_id):
+            sent += 1
+        else:
+            cache.delete(key)  # the queue is still down: the next sweep tries again
+            break
+    return sent
 
 
 def product_image_pending(product_id: int) -> bool:

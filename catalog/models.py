@@ -181,6 +181,15 @@ class ProductImage(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["product", "position"], name="image_unique_position"),
         ]
+        indexes = [
+            # The recovery sweep looks for pending images every half minute: only
+            # the few pending rows are in this index.
+            models.Index(
+                fields=["updated_at"],
+                condition=models.Q(status="pending"),
+                name="image_pending_updated",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.product_id}#{self.position}"

@@ -7,9 +7,15 @@ from pathlib import Path
 from celery import Task, shared_task
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from django.conf import settings
+from django.core.cache import cache
 
 from catalog import importers
-from catalog.intake import HostBusy, image_intake_requeue_stale, image_intake_run
+from catalog.intake import (
+    HostBusy,
+    image_intake_requeue_stale,
+    image_intake_run,
+    import_runs_requeue,
+)
 from catalog.models import ImportRun
 
 # A saturated host: try again soon, for up to ~10 minutes; the last try fetches anyway.
@@ -42,10 +48,16 @@ class ImportTask(Task):
 @shared_task(base=ImportTask, acks_late=True)
 def import_run_execute(run_id: int) -> None:
     """Execute a browser upload. Idempotent: imports upsert by SKU, so a
-    redelivery after a killed worker re-runs safely; a finished run is skipped.
-    A run stopped by a time limit ends `failed` with the reason."""
+    redelivery after a killed worker re-runs safely; a finished run is skipped,
+    and so is a run another delivery is executing (the recovery sweep re-sends
+    runs still queued). A run stopped by a time limit ends `failed` with the reason."""
     run = ImportRun.objects.filter(pk=run_id).first()
     if run is None or run.is_finished:
+        return
+    # Held for the longest a task may live: a killed worker's claim is gone
+    # before Redis redelivers its message (the visibility timeout is longer).
+    claim = f"import-run:{run_id}:running"
+    if not cache.add(claim, 1, timeout=settings.CELERY_TASK_TIME_LIMIT + 60):
         return
     try:
         # The run ends failed with the committed rows counted whatever stops it; a time
@@ -53,6 +65,8 @@ def import_run_execute(run_id: int) -> None:
         importers.import_run_execute_stored(run=run, stop_reason=_time_limit_reason)
     except SoftTimeLimitExceeded as exc:  # raised outside the import (opening the upload)
         importers.import_run_fail(run_id=run_id, reason=_time_limit_reason(exc) or "")
+    finally:
+        cache.delete(claim)
 
 
 @shared_task(bind=True, acks_late=True, max_retries=HOST_BUSY_RETRIES)
@@ -76,3 +90,8 @@ def image_intake(
 @shared_task
 def requeue_stale_images() -> int:
     return image_intake_requeue_stale()
+
+
+@shared_task
+def requeue_queued_imports() -> int:
+    return import_runs_requeue()

@@ -10,10 +10,9 @@ from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.http import HttpResponseClientRefresh
 
 from accounts.roles import ALL_ROLES, MANAGERS, TAXONOMY_ADMINS, role_required
-from catalog import tasks
 from catalog.forms import ImportUploadForm
 from catalog.importers import import_run_create
-from catalog.intake import import_run_failed_images, import_run_image_counts
+from catalog.intake import import_run_enqueue, import_run_failed_images, import_run_image_counts
 from catalog.models import Category, ImportRun, Product, ProductImage
 from catalog.selectors import catalog_summary, product_list_queryset
 from config.http import HtmxHttpRequest
@@ -132,7 +131,8 @@ def import_list(request: HtmxHttpRequest) -> HttpResponse:
         upload = form.cleaned_data["file"]
         with transaction.atomic():
             run = import_run_create(upload=upload, user=request.user)
-            transaction.on_commit(lambda: tasks.import_run_execute.delay(run.pk))
+            # A queue that is down: the run stays `queued`, the sweep starts it (503).
+            transaction.on_commit(lambda: import_run_enqueue(run_id=run.pk))
         messages.success(request, f"Import of {run.filename} queued.")
         return redirect("import_detail", pk=run.pk)
     runs = ImportRun.objects.select_related("created_by")[:20]

@@ -5,7 +5,12 @@ import ctypes.util
 import os
 
 from celery import Celery
-from celery.signals import before_task_publish, worker_process_init
+from celery.signals import (
+    before_task_publish,
+    worker_process_init,
+    worker_ready,
+    worker_shutting_down,
+)
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -49,3 +54,18 @@ def fewer_malloc_arenas(**kwargs) -> None:
         ctypes.CDLL(name).mallopt(M_ARENA_MAX, 2)
     except (OSError, AttributeError):
         return
+
+
+@worker_ready.connect
+def recovery_sweeper_start(sender=None, **kwargs) -> None:
+    """Every worker sweeps (config/sweeper.py): no beat process is needed."""
+    from config.sweeper import sweeper_start
+
+    sweeper_start(app, owner=getattr(sender, "hostname", "") or "")
+
+
+@worker_shutting_down.connect
+def recovery_sweeper_stop(**kwargs) -> None:
+    from config.sweeper import sweeper_stop
+
+    sweeper_stop()

@@ -118,7 +118,11 @@ class Environment(BaseModel):
         600, "a whole number of seconds (0 = no soft limit, only the hard one)", ge=0
     )
     CELERY_TASK_TIME_LIMIT: int = var(660, "a whole number of seconds greater than 0", gt=0)
+    CELERY_DEFAULT_QUEUE: str = var("celery", "a queue name", min_length=1)
     CELERY_IMAGE_QUEUE: str = var("images", "a queue name", min_length=1)
+    RECOVERY_SWEEP_SECONDS: int = var(
+        30, "a whole number of seconds (0 = no sweep in the workers: run celery beat)", ge=0
+    )
 
     # --- Images ------------------------------------------------------------------------------
     IMAGE_FETCH_ALLOWED_HOSTS: list[str] = var([], f"{COMMA_LIST} of host names")
@@ -160,7 +164,7 @@ class Environment(BaseModel):
     ANNOTATOR_TIMEOUT: float = var(30.0, _positive("number of seconds"), gt=0, allow_inf_nan=False)
     ANNOTATOR_MAX_RETRIES: int = var(3, "a whole number (0 or more)", ge=0)
     ANNOTATOR_CONCURRENCY: int = var(32, _positive("whole number"), gt=0)
-    ANNOTATOR_LEASE_SECONDS: int = var(120, _positive("whole number of seconds"), gt=0)
+    ANNOTATOR_LEASE_SECONDS: int = var(60, _positive("whole number of seconds"), gt=0)
     ANNOTATOR_CONTEXT_TTL: float = var(
         5.0, "a number of seconds (0 or more)", ge=0, allow_inf_nan=False
     )

@@ -74,6 +74,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Work saved but not handed to an unreachable job queue: 503, the sweep starts it.
+    "config.queue.QueueUnreachableMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -242,17 +244,23 @@ def filesystem_broker(folder: Path) -> dict:
     }
 
 
+CELERY_TASK_SOFT_TIME_LIMIT = env.CELERY_TASK_SOFT_TIME_LIMIT
+CELERY_TASK_TIME_LIMIT = env.CELERY_TASK_TIME_LIMIT
+# Redis hands a message a worker took but never acknowledged (the worker was
+# killed) to another worker after this long. Sized to the longest task: no task
+# outlives the hard time limit, so a message is never redelivered while its task
+# still runs (660 s + 120 s = 13 minutes by default). Tasks hold no countdown/ETA
+# messages longer than a minute: retry schedules live in the database.
+QUEUE_VISIBILITY_TIMEOUT = CELERY_TASK_TIME_LIMIT + 120
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
     CELERY_RESULT_BACKEND = REDIS_URL
-    CELERY_BROKER_TRANSPORT_OPTIONS: dict = {"visibility_timeout": 3600}
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict = {"visibility_timeout": QUEUE_VISIBILITY_TIMEOUT}
 else:
     globals().update(filesystem_broker(CELERY_QUEUE_DIR))
 CELERY_TASK_ACKS_LATE = True  # a killed worker's task is redelivered, not lost
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_TASK_SOFT_TIME_LIMIT = env.CELERY_TASK_SOFT_TIME_LIMIT
-CELERY_TASK_TIME_LIMIT = env.CELERY_TASK_TIME_LIMIT
 CELERY_TASK_IGNORE_RESULT = True  # results live in the database, not the backend
 CELERY_RESULT_EXPIRES = 3600
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
@@ -270,7 +278,7 @@ def celery_queues(default: str, images: str) -> dict:
 
 
 CELERY_IMAGE_QUEUE = env.CELERY_IMAGE_QUEUE
-globals().update(celery_queues("celery", CELERY_IMAGE_QUEUE))
+globals().update(celery_queues(env.CELERY_DEFAULT_QUEUE, CELERY_IMAGE_QUEUE))
 
 # Shared cache: circuit breaker and rate-limit counters must be seen by every
 # worker, so it is Redis in production and a file cache on one machine.
@@ -356,11 +364,24 @@ ANNOTATOR_PRICES = {
 }
 REVIEW_AUDIT_RATE = env.REVIEW_AUDIT_RATE
 
-# Periodic jobs (run `celery -A config beat` once per deployment; `make run`
-# embeds it in the worker with -B).
+# Periodic jobs. Every worker runs them in a thread of its own, one worker per
+# period through a lock in the shared cache (config/sweeper.py), so `celery beat`
+# is optional: run it (once) only with RECOVERY_SWEEP_SECONDS=0.
+RECOVERY_SWEEP_SECONDS = env.RECOVERY_SWEEP_SECONDS
+sweep_period = float(RECOVERY_SWEEP_SECONDS or 30)
 CELERY_BEAT_SCHEDULE = {
-    "requeue-stale-annotations": {"task": "annotator.tasks.requeue_stale", "schedule": 60.0},
-    "requeue-stale-images": {"task": "catalog.tasks.requeue_stale_images", "schedule": 600.0},
+    "requeue-stale-annotations": {
+        "task": "annotator.tasks.requeue_stale",
+        "schedule": sweep_period,
+    },
+    "requeue-stale-images": {
+        "task": "catalog.tasks.requeue_stale_images",
+        "schedule": sweep_period,
+    },
+    "requeue-queued-imports": {
+        "task": "catalog.tasks.requeue_queued_imports",
+        "schedule": sweep_period,
+    },
     "webhooks-sweep": {"task": "api.tasks.webhooks_sweep", "schedule": 60.0},
     "reports-rollup-recent": {"task": "reports.rollup_recent", "schedule": 300.0},
 }

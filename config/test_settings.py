@@ -38,5 +38,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
         "NAME": str(Path(tempfile.mkdtemp(prefix="loupe-testdb-")) / "test.sqlite3")  # noqa: F405
     }
 
+# No sweeper thread in the test process (its in-process workers): a test runs a
+# sweep itself, or starts worker subprocesses, which sweep as in production.
+RECOVERY_SWEEP_SECONDS = 0
+
 # Tests change prompts, thresholds and the taxonomy between two annotations.
 ANNOTATOR_CONTEXT_TTL = 0.0

@@ -11,8 +11,8 @@ export DEBUG=${DEBUG:-1}
 "$BIN/python" manage.py load_taxonomy
 "$BIN/python" manage.py demo
 
-"$BIN/celery" -A config worker --beat --loglevel=WARNING \
-  --concurrency=2 --schedule="var/celerybeat-schedule" &
+# No beat: the worker runs the periodic jobs (recovery sweeps) itself.
+"$BIN/celery" -A config worker --loglevel=WARNING --concurrency=2 &
 worker=$!
 trap 'kill "$worker" 2>/dev/null || true' EXIT INT TERM
 

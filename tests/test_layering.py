@@ -25,7 +25,7 @@ FLOORS = {
     "tuning": 4,
 }
 # Project modules every app may use; config.urls is not one (it imports every app).
-SHARED = {"config.http", "config.stats", "config.csv_cells", "config.celery"}
+SHARED = {"config.http", "config.stats", "config.csv_cells", "config.celery", "config.queue"}
 
 
 def _modules(app: str) -> list[Path]:

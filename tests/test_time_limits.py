@@ -52,6 +52,9 @@ def prefork_worker(*, soft: int, hard: int, log: Path) -> Iterator[subprocess.Po
         "IMAGE_FETCH_READ_TIMEOUT": "60",
         "CELERY_TASK_SOFT_TIME_LIMIT": str(soft),
         "CELERY_TASK_TIME_LIMIT": str(hard),
+        # What the worker sends (its sweeps) stays on this test's queues.
+        "CELERY_DEFAULT_QUEUE": settings.CELERY_TASK_DEFAULT_QUEUE,
+        "CELERY_IMAGE_QUEUE": settings.CELERY_IMAGE_QUEUE,
     }
     if not settings.REDIS_URL:  # the filesystem broker: share the test's queue folder
         env["CELERY_QUEUE_DIR"] = str(

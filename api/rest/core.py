@@ -8,6 +8,7 @@ project's function views; DRF would add serializers parallel to the schemas."""
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -26,6 +27,9 @@ from ninja.throttling import BaseThrottle
 
 from accounts.roles import ALL_ROLES, has_role
 from api.services.tokens import api_token_authenticate
+from config.queue import BROKER_ERRORS
+
+log = logging.getLogger(__name__)
 
 
 class TokenAuth(HttpBearer):
@@ -65,12 +69,18 @@ class TokenRateThrottle(BaseThrottle):
         window_start = int(now // self.window) * self.window
         self._wait = window_start + self.window - now
         key = f"api-rate:{who}:{window_start}"
-        cache.add(key, 0, timeout=self.window + 5)
         try:
-            count = cache.incr(key)
-        except ValueError:  # expired between add and incr
-            cache.set(key, 1, timeout=self.window + 5)
-            count = 1
+            cache.add(key, 0, timeout=self.window + 5)
+            try:
+                count = cache.incr(key)
+            except ValueError:  # expired between add and incr
+                cache.set(key, 1, timeout=self.window + 5)
+                count = 1
+        except BROKER_ERRORS as exc:
+            # Redis (cache and job queue) is down: serve the request rather than
+            # fail it; what it hands to the queue answers 503 (config.queue).
+            log.warning("API rate limit not counted, the shared cache is unreachable: %s", exc)
+            return True
         return count <= limit
 
     def wait(self) -> float | None:

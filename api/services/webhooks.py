@@ -175,6 +175,9 @@ def webhook_events_dispatch(*, event_ids: list[int]) -> list[int]:
     return ids
 
 
+COUNTDOWN_MAX = 60  # seconds
+
+
 def _enqueue_attempts(ids: list[int], countdown: float = 0) -> None:
     from api import tasks
 
@@ -271,8 +274,12 @@ def webhook_delivery_attempt(*, delivery_id: int, force: bool = False) -> Webhoo
     else:
         _failed(delivery, endpoint, now)
     delivery.save()
-    if delivery.status == WebhookDelivery.Status.RETRYING:
-        _enqueue_attempts([delivery.pk], countdown=(delivery.next_retry_at - now).total_seconds())
+    wait = (delivery.next_retry_at - now).total_seconds() if delivery.next_retry_at else 0
+    if delivery.status == WebhookDelivery.Status.RETRYING and wait <= COUNTDOWN_MAX:
+        _enqueue_attempts([delivery.pk], countdown=wait)
+    # Later retries are sent by the sweep (every minute) once due: a worker holds
+    # no countdown message longer than COUNTDOWN_MAX, far below the queue's
+    # visibility timeout, past which Redis would hand it to a second worker.
     return delivery
 
 
@@ -328,7 +335,7 @@ def _batches_complete(*, days: int = 7) -> None:
 
 
 def webhooks_sweep(*, older_than: timedelta = timedelta(seconds=30)) -> tuple[int, int]:
-    """The safety net (beat, every minute): dispatch events whose enqueue was
+    """The safety net (every minute, in every worker): dispatch events whose enqueue was
     lost and attempt deliveries that are due. Returns (events, deliveries)."""
     cutoff = timezone.now() - older_than
     events = list(

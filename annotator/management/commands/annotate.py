@@ -1,7 +1,9 @@
-"""python manage.py annotate [--all | --pending | --sku SKU ...] [--wait]
+"""python manage.py annotate [--all | --pending | --sku SKU ...] [--wait [--timeout S]]
 
 Queues products for annotation by the Celery workers. With --wait it shows a
-progress bar until the batch is done and exits 1 if any item failed."""
+progress bar until the batch is done and exits 1 if any item failed, the batch
+stopped, or the wait timed out (default: 15 minutes plus one second per product;
+then it says where the unfinished products are)."""
 
 from __future__ import annotations
 
@@ -11,8 +13,15 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from annotator.services import annotation_batch_create, batch_progress
+from annotator.models import AnnotationBatch
+from annotator.services import (
+    BatchProgress,
+    annotation_batch_create,
+    batch_open_counts,
+    batch_progress,
+)
 from catalog.models import Product
+from config.queue import QUEUE_UNREACHABLE, queue_failures
 
 
 class Command(BaseCommand):
@@ -26,7 +35,15 @@ class Command(BaseCommand):
         which.add_argument("--pending", action="store_true", help="Products never annotated")
         which.add_argument("--sku", nargs="+", metavar="SKU", help="These products")
         parser.add_argument("--wait", action="store_true", help="Wait and show progress")
-        parser.add_argument("--timeout", type=float, default=0, help="Give up waiting after N s")
+        parser.add_argument(
+            "--timeout",
+            type=float,
+            default=None,
+            help=(
+                "Give up waiting after N s (default: 900 + 1 s per product, time for the "
+                "provider retries and a worker's recovery; 0 waits for ever)"
+            ),
+        )
 
     def handle(self, *args, all: bool, pending: bool, sku, wait: bool, timeout: float, **options):
         if sku:
@@ -40,10 +57,15 @@ class Command(BaseCommand):
             description = "all pending products"
         else:
             products, description = Product.objects.all(), "all products"
-        batch = annotation_batch_create(products=products, description=description)
+        with queue_failures() as unsent:
+            batch = annotation_batch_create(products=products, description=description)
         self.stdout.write(f"Batch #{batch.pk}: {batch.total} products queued ({description})")
+        if unsent:
+            self.stderr.write(f"Batch #{batch.pk}: {QUEUE_UNREACHABLE}.")
         if not wait or not batch.total:
             return
+        if timeout is None:
+            timeout = wait_timeout_default(batch.total)
         started = time.monotonic()
         with tqdm(total=batch.total, unit="product", file=sys.stderr) as bar:
             while True:
@@ -54,9 +76,7 @@ class Command(BaseCommand):
                 if progress.finished:
                     break
                 if timeout and time.monotonic() - started > timeout:
-                    raise CommandError(
-                        f"gave up waiting after {timeout:.0f} s; is a worker running?", returncode=1
-                    )
+                    raise CommandError(_gave_up(batch, progress, timeout), returncode=1)
                 time.sleep(0.5)
         if progress.stopped:
             raise CommandError(
@@ -70,3 +90,26 @@ class Command(BaseCommand):
         )
         if progress.failed:
             raise CommandError(f"{progress.failed} products failed", returncode=1)
+
+
+WAIT_BASE_S = 900  # the provider retry schedule (30 + 120 + 600 s) and a worker's recovery
+WAIT_PER_PRODUCT_S = 1.0
+
+
+def wait_timeout_default(total: int) -> float:
+    return WAIT_BASE_S + WAIT_PER_PRODUCT_S * total
+
+
+def _gave_up(batch: AnnotationBatch, progress: BatchProgress, timeout: float) -> str:
+    """What is done and where the rest is, by status."""
+    open_counts = batch_open_counts(batch)
+    return (
+        f"gave up waiting after {timeout:.0f} s: {progress.done} of {progress.total} done "
+        f"({progress.auto_accepted} auto-accepted, {progress.needs_review} to review, "
+        f"{progress.failed} failed); still open: "
+        f"{open_counts['annotating']} being annotated, "
+        f"{open_counts['worker_lost']} held by a worker that stopped (the next sweep "
+        f"re-queues them), {open_counts['retry_scheduled']} waiting for a provider retry, "
+        f"{open_counts['queued']} queued for a worker, "
+        f"{open_counts['waiting_for_image']} waiting for their image. Is a worker running?"
+    )
