@@ -51,7 +51,6 @@ def main() -> None:
     from django.core.management import call_command
     from django.db import connection
     from django.test import Client
-    from django.test.utils import CaptureQueriesContext
 
     from api.services.tokens import api_token_create
     from bench.bench_catalogue import db_cpu_seconds, fill_catalogue
@@ -87,7 +86,15 @@ def main() -> None:
         return None if since is None or now is None else round((now - since) * 1000 / count, 1)
 
     timed_get({})  # warm-up (connections, caches)
-    with CaptureQueriesContext(connection) as queries:
+    queries: list[str] = []
+
+    def count(execute, sql, params, many, context):
+        queries.append(sql)
+        return execute(sql, params, many, context)
+
+    # Counted by a wrapper: the test client's request_started signal empties
+    # connection.queries, so CaptureQueriesContext would see none.
+    with connection.execute_wrapper(count):
         timed_get({"cursor": rng.randint(low, high)})
     cpu_ms["pages"].clear()
     db_start = db_cpu_seconds()
