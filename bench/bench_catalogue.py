@@ -71,3 +71,22 @@ def fill_catalogue(rows: int) -> dict:
         for table in ("catalog_product", "annotator_annotation", "review_decision"):
             cursor.execute(f"ANALYZE {table}")  # noqa: S608 - constant names
     return {"products": rows, "final": rows - rows // 10, "leaf_categories": len(leaves)}
+
+
+def db_cpu_seconds() -> float | None:
+    """CPU seconds the database server process of this connection has used
+    (user + system, from /proc): the database's share of a measured run when
+    PostgreSQL runs on this machine; None where it cannot be read."""
+    import os
+
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

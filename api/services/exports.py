@@ -14,7 +14,13 @@ from typing import Any
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from api.metadata import FINAL_STATUSES, MetadataContext, final_metadata_rows, metadata_context
+from api.metadata import (
+    FINAL_STATUSES,
+    MetadataContext,
+    final_flat_rows,
+    final_metadata_rows,
+    metadata_context,
+)
 from catalog.models import Product
 from config.csv_cells import csv_cell
 
@@ -78,30 +84,39 @@ def csv_columns(context: MetadataContext) -> list[str]:
     ]
 
 
-def csv_row(item: dict[str, Any], context: MetadataContext) -> list[Any]:
-    final = item["final"]
-    return [
-        item["sku"],
-        item["title"],
-        item["brand"],
-        item["status"],
-        final["category_id"],
-        final["category_path"],
-        final["google_product_category"],
-        *(final["attributes"].get(code) for code in context.attribute_codes),
-        LIST_SEPARATOR.join(final["tags"]),
-        item["decision"]["how"],
-        item["decision"]["at"],
-        item["decision"]["by"],
-        item["updated_at"],
-    ]
-
-
 def csv_lines(products: QuerySet[Product], context: MetadataContext) -> Iterator[str]:
+    """One row per product, the columns of `csv_columns`: the metadata object
+    flattened (tags joined by LIST_SEPARATOR), every text cell through
+    `csv_cell`. Ids, statuses, decision kinds and ISO times are written as
+    they are: none can start like a formula."""
     writer = csv.writer(_Line())
     yield writer.writerow(csv_columns(context))
-    for item in final_metadata_rows(products, context=context, with_details=False):
-        yield writer.writerow([csv_cell(value) for value in csv_row(item, context)])
+    cell = csv_cell
+    # Category cells once per category, not once per product.
+    categories = {
+        pk: (info.id, cell(info.path), info.google_id) for pk, info in context.categories.items()
+    }
+    no_category = (None, None, None)
+    join = LIST_SEPARATOR.join
+    for sku, title, brand, status, category, values, tags, decision, updated_at in final_flat_rows(
+        products, context=context
+    ):
+        how, at, by = decision
+        yield writer.writerow(
+            (
+                cell(sku),
+                cell(title),
+                cell(brand),
+                status,
+                *(categories[category.id] if category else no_category),
+                *[cell(value) for value in values],
+                cell(join(tags)),
+                how,
+                at,
+                cell(by),
+                updated_at,
+            )
+        )
 
 
 def jsonl_lines(products: QuerySet[Product], context: MetadataContext) -> Iterator[str]:
@@ -123,20 +138,20 @@ def _tsv(value: Any, limit: int | None = None) -> str:
 def merchant_lines(products: QuerySet[Product], context: MetadataContext) -> Iterator[str]:
     """Tab-separated supplemental feed keyed by `id` (the SKU): only products
     with final values, only columns the specification defines."""
-    codes = [c for c in context.attribute_codes if c in MERCHANT_FIELDS]
+    indexes = [i for i, c in enumerate(context.attribute_codes) if c in MERCHANT_FIELDS]
+    limits = [MERCHANT_LIMITS.get(MERCHANT_FIELDS[context.attribute_codes[i]]) for i in indexes]
     yield "\t".join(merchant_columns(context)) + "\n"
-    for item in final_metadata_rows(products, context=context, with_details=False):
-        final = item["final"]
-        if final["category_id"] is None:
+    for row in final_flat_rows(products, context=context):
+        category = row.category
+        if category is None:
             continue  # no final values: nothing to supplement
-        path = final["category_path"] or ""
         cells = [
-            _tsv(item["sku"]),
-            _tsv(final["google_product_category"]),
-            _tsv(path, MERCHANT_LIMITS["product_type"]),
+            _tsv(row.sku),
+            _tsv(category.google_id),
+            _tsv(category.path, MERCHANT_LIMITS["product_type"]),
             *(
-                _tsv(final["attributes"].get(code), MERCHANT_LIMITS.get(MERCHANT_FIELDS[code]))
-                for code in codes
+                _tsv(row.attribute_values[i], limit)
+                for i, limit in zip(indexes, limits, strict=True)
             ),
         ]
         yield "\t".join(cells) + "\n"

@@ -113,13 +113,21 @@ def _wanted_images(row: ProductRow, path_base: Path | None) -> list[tuple[str, s
 
 
 def _sync_images(
-    chunk: list[ProductRow], products: dict[str, Product], path_base: Path | None
+    chunk: list[ProductRow],
+    products: dict[str, Product],
+    path_base: Path | None,
+    *,
+    run: ImportRun | None,
+    allow_paths: bool,
 ) -> list[ImageToFetch]:
-    """Make each product's image rows match its row; return those to fetch.
+    """Make each product's image rows match its row; return those to fetch,
+    claimed for `run` (`_claim`).
 
     With `path_base` (the trusted CLI), relative image paths are stored
     resolved against it; without (uploads), they stay as written and are
-    read inside IMAGE_IMPORT_ROOT only."""
+    read inside IMAGE_IMPORT_ROOT only. New rows are written claimed (one
+    INSERT), kept rows in one UPDATE per resulting status and error: no
+    per-row statements, no 1,000-row CASE of bulk_update."""
     rows = {row.sku: row for row in chunk if row.images}
     if not rows:
         return []
@@ -129,6 +137,7 @@ def _sync_images(
     ):
         current.setdefault(image.product_id, []).append(image)
     to_fetch: list[ImageToFetch] = []
+    claimed: list[ProductImage] = []  # kept rows to fetch again
     stale: list[int] = []
     fresh: list[ImageToFetch] = []
     for sku, row in rows.items():
@@ -138,11 +147,15 @@ def _sync_images(
         if [("url", i.source_url) if i.source_url else ("path", i.source_path) for i in have] == [
             (kind, source) for kind, source, _ in wanted
         ]:
-            to_fetch += [
+            kept = [
                 (row, image, problem)
                 for image, (_, _, problem) in zip(have, wanted, strict=True)
                 if image.status != ProductImage.Status.READY
             ]
+            for _, image, problem in kept:
+                _claim(image, problem, run=run, allow_paths=allow_paths)
+            claimed += [image for _, image, _ in kept]
+            to_fetch += kept
             continue
         stale += [i.pk for i in have]
         fresh += [
@@ -161,8 +174,11 @@ def _sync_images(
     if stale:
         ProductImage.objects.filter(pk__in=stale).delete()
     if fresh:
+        for _, image, problem in fresh:
+            _claim(image, problem, run=run, allow_paths=allow_paths)
         ProductImage.objects.bulk_create([image for _, image, _ in fresh])
         to_fetch += fresh
+    _claims_save(claimed)
     return to_fetch
 
 
@@ -208,8 +224,7 @@ def _chunk_write(
     moment, even killed, counts exactly what was committed); then count it in `report`."""
     with transaction.atomic():
         chunk_outcomes, products = _upsert_products(chunk, outcomes)
-        to_fetch = _sync_images(chunk, products, path_base)
-        _claim_images(to_fetch, run=run, allow_paths=allow_paths)
+        to_fetch = _sync_images(chunk, products, path_base, run=run, allow_paths=allow_paths)
         queued = [i.pk for _, i, _ in to_fetch if i.status == ProductImage.Status.PENDING]
         if queue_images:
             image_intake_enqueue(
@@ -331,20 +346,23 @@ def _images_report(
 _PATHS_REFUSED = "image_path is not allowed in browser uploads unless IMAGE_IMPORT_ROOT is set"
 
 
-def _claim_images(
-    to_fetch: list[ImageToFetch], *, run: ImportRun | None, allow_paths: bool
-) -> None:
-    """Link the images to fetch to this run (its live report) and refuse sources that
-    are not valid, and paths where they are not allowed; in one UPDATE."""
-    for _, image, problem in to_fetch:
-        image.import_run = run
-        if problem:
-            image.status, image.error = ProductImage.Status.FAILED, problem
-        elif image.source_path and not allow_paths:
-            image.status, image.error = ProductImage.Status.FAILED, _PATHS_REFUSED
-        elif image.status == ProductImage.Status.FAILED:
-            image.status, image.error = ProductImage.Status.PENDING, ""  # try again
-    if to_fetch:
-        ProductImage.objects.bulk_update(
-            [image for _, image, _ in to_fetch], ["import_run", "status", "error"]
-        )
+def _claim(image: ProductImage, problem: str, *, run: ImportRun | None, allow_paths: bool) -> None:
+    """Link an image to fetch to this run (its live report); refuse a source that is
+    not valid, and a path where paths are not allowed; a failed image is tried again."""
+    image.import_run = run
+    if problem:
+        image.status, image.error = ProductImage.Status.FAILED, problem
+    elif image.source_path and not allow_paths:
+        image.status, image.error = ProductImage.Status.FAILED, _PATHS_REFUSED
+    elif image.status == ProductImage.Status.FAILED:
+        image.status, image.error = ProductImage.Status.PENDING, ""  # try again
+
+
+def _claims_save(images: list[ProductImage]) -> None:
+    """Store the claims of kept image rows: one UPDATE per resulting (status, error)."""
+    groups: dict[tuple[str, str], list[int]] = {}
+    for image in images:
+        groups.setdefault((image.status, image.error), []).append(image.pk)
+    run = images[0].import_run if images else None
+    for (status, error), ids in groups.items():
+        ProductImage.objects.filter(pk__in=ids).update(import_run=run, status=status, error=error)

@@ -13,7 +13,7 @@ from catalog.importers import import_rows
 from catalog.models import Category, Product
 from catalog.taxonomy.formats import parse_google, taxonomy_load
 from review.models import Decision
-from tests.api.conftest import EDIT, REJECT
+from tests.api.conftest import ACCEPT, EDIT, REJECT
 
 pytestmark = pytest.mark.django_db
 
@@ -149,3 +149,133 @@ def test_corrections_and_reports_share_the_formula_guard():
     assert exports.csv_cell is csv_cell
     table = Table(id="t", title="t", columns=[Column("name", "Name", "text")], rows=[])
     assert table.cells({"name": "+cmd"}, csv_form=True) == ["'+cmd"]
+
+
+@pytest.fixture
+def every_kind(default_taxonomy, make_products, annotate, review, tagger):
+    """One product of each way a product comes to its status: auto-accepted,
+    accepted, edited (formula-like tags, a category without a Google id),
+    rejected, accepted after an undone edit, accepted after another reviewer
+    skipped it, waiting for review, pending; texts that start like formulas
+    and a reviewer whose name does."""
+    from django.contrib.auth.models import Group
+
+    from accounts.roles import TAGGERS
+    from review.services import decision_undo
+    from tests.factories import UserFactory
+
+    taxonomy_load(spec=parse_google(GOOGLE_FILE))
+    other = UserFactory(username="@ops")
+    other.groups.add(Group.objects.get(name=TAGGERS))
+    auto, accepted, edited, rejected, undone, skipped, waiting, _pending = make_products(8)
+    import_rows([(1, {"sku": auto.sku, "title": "+1 shirt", "brand": "-Acme"})])
+    annotate(auto)
+    for product in (accepted, edited, rejected, undone, skipped, waiting):
+        annotate(product, confidence=0.3)
+    review(tagger, accepted, ACCEPT)
+    review(
+        tagger,
+        edited,
+        EDIT,
+        {
+            "category": "Watches",
+            "attributes": {"color": "Black"},
+            "tags": ["=cmd()", "@home", "watch"],
+        },
+    )
+    review(tagger, rejected, REJECT)
+    review(tagger, undone, EDIT, {"category": "Shirts", "tags": ["undone"]})
+    assert decision_undo(reviewer=tagger) is not None
+    review(tagger, undone, ACCEPT)
+    review(tagger, skipped, Decision.Action.SKIP)
+    review(other, skipped, ACCEPT)
+    return waiting
+
+
+ALL_STATUSES = [arg for status in Product.Status.values for arg in ("--status", status)]
+
+
+def test_flat_exports_are_the_metadata_object_flattened(every_kind):
+    """CSV and the Merchant feed are built from plain rows for speed; they must
+    print exactly what the metadata object (the JSON Lines export, the API)
+    holds, for every kind of product."""
+    import csv
+
+    from api.metadata import metadata_context
+    from config.csv_cells import csv_cell
+
+    codes = metadata_context().attribute_codes
+    items = [json.loads(line) for line in _export("jsonl", *ALL_STATUSES).splitlines()]
+    assert {item["decision"]["how"] for item in items} == {
+        "auto_accepted",
+        "accepted",
+        "edited",
+        "rejected",
+        None,
+    }
+    assert {item["decision"]["by"] for item in items} == {None, "tagger", "@ops"}
+    rows = io.StringIO()
+    writer = csv.writer(rows)
+    writer.writerow(
+        [
+            "sku",
+            "title",
+            "brand",
+            "status",
+            "category_id",
+            "category_path",
+            "google_product_category",
+            *codes,
+            "tags",
+            "decided",
+            "decided_at",
+            "decided_by",
+            "updated_at",
+        ]
+    )
+    feed = ["id\tgoogle_product_category\tproduct_type\tcolor\tmaterial\tpattern\n"]
+    for item in items:
+        final, decision = item["final"], item["decision"]
+        cells = [
+            item["sku"],
+            item["title"],
+            item["brand"],
+            item["status"],
+            final["category_id"],
+            final["category_path"],
+            final["google_product_category"],
+            *(final["attributes"][code] for code in codes),
+            "|".join(final["tags"]),
+            decision["how"],
+            decision["at"],
+            decision["by"],
+            item["updated_at"],
+        ]
+        writer.writerow([csv_cell(cell) for cell in cells])
+        if final["category_id"] is not None:
+            values = [final["attributes"][code] or "" for code in ("color", "material", "pattern")]
+            google = final["google_product_category"]
+            feed.append(
+                "\t".join([item["sku"], "" if google is None else str(google)])
+                + f"\t{final['category_path']}\t"
+                + "\t".join(values)
+                + "\n"
+            )
+    assert _export("csv", *ALL_STATUSES) == rows.getvalue()
+    assert _export("google-merchant", *ALL_STATUSES) == "".join(feed)
+    assert "'=cmd()|@home|watch" in rows.getvalue() and ",'@ops," in rows.getvalue()
+
+
+def test_flat_exports_read_a_constant_number_of_queries(
+    every_kind, django_assert_max_num_queries, make_products
+):
+    """Two queries per chunk (products, their decisions) plus the taxonomy."""
+    from api.metadata import final_flat_rows, metadata_context
+    from api.services.exports import export_queryset
+
+    context = metadata_context()
+    products = export_queryset(statuses=list(Product.Status.values))
+    assert products.count() == 8
+    with django_assert_max_num_queries(2 * 4 + 1):  # chunks of 2 rows: 4 full, 1 empty
+        rows = list(final_flat_rows(products, context=context, chunk=2))
+    assert [row.sku for row in rows] == list(products.order_by("id").values_list("sku", flat=True))

@@ -190,6 +190,52 @@ def test_reimport_with_same_images_does_not_fetch_again_but_a_changed_list_repla
     assert (changed.images_ready, image.source_path, image.status) == (1, str(photos[1]), "ready")
 
 
+def test_reimport_queues_again_what_is_not_ready_and_links_it_to_the_new_run():
+    """The claim of each image to fetch: kept rows in grouped UPDATEs, new rows
+    written claimed. A ready image stays as it is, a failed one is tried again,
+    a pending one is linked to the new run; paths are refused where they are
+    not allowed, kept rows and new rows alike."""
+    from catalog.importers import import_rows
+
+    urls = (
+        "https://img.example.com/a.jpg|https://img.example.com/b.jpg|https://img.example.com/c.jpg"
+    )
+    first = import_rows(
+        [(1, {"sku": "K", "image_url": urls}), (2, {"sku": "P", "image_path": "p.jpg"})]
+    )
+    assert first.images_queued == 4
+    ready, failed, pending = ProductImage.objects.filter(product__sku="K").order_by("position")
+    ProductImage.objects.filter(pk=ready.pk).update(status="ready")
+    ProductImage.objects.filter(pk=failed.pk).update(status="failed", error="HTTP 404")
+    run = ImportRun.objects.create(filename="again.jsonl", source="upload")
+
+    again = import_rows(
+        [
+            (1, {"sku": "K", "image_url": urls}),
+            (2, {"sku": "P", "image_path": "p.jpg"}),
+            (3, {"sku": "N", "image_path": "n.jpg"}),
+        ],
+        run=run,
+        allow_paths=False,
+    )
+
+    assert again.images_queued == 2
+    rows = {
+        (i.product.sku, i.position): (i.status, i.error, i.import_run_id)
+        for i in ProductImage.objects.select_related("product")
+    }
+    refused = "image_path is not allowed in browser uploads unless IMAGE_IMPORT_ROOT is set"
+    assert rows == {
+        ("K", 0): ("ready", "", None),
+        ("K", 1): ("pending", "", run.pk),
+        ("K", 2): ("pending", "", run.pk),
+        ("P", 0): ("failed", refused, run.pk),
+        ("N", 0): ("failed", refused, run.pk),
+    }
+    assert ProductImage.objects.get(product__sku="K", position=1).pk == failed.pk  # kept, not new
+    assert again.images_failed == 2
+
+
 # --- the command ---------------------------------------------------------------
 
 
