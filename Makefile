@@ -1,5 +1,6 @@
 # Loupe: `make run` serves the app with demo data; `make test` runs the tests;
-# `make test-fast` leaves out the browser and worker tests (README: Development).
+# `make test-fast` leaves out the browser and worker tests and runs on every
+# core (pytest-xdist) (README: Development).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -22,7 +23,7 @@ test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-fast: install
-	$(BIN)/python -m pytest -m "not browser and not worker" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n auto -m "not browser and not worker" $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

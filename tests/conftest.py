@@ -17,8 +17,9 @@ from tests.factories import UserFactory
 pytest_plugins = ["tests.fake_openai"]
 
 # Tests that start a process of their own (a real Celery worker, manage.py in a
-# subprocess) are marked `worker` by the fixtures they use, and tests under
-# tests/browser/ are marked `browser`: `make test-fast` leaves both out.
+# subprocess) are marked `worker` by the fixtures they use (or by hand, where a
+# test starts `celery worker` itself), and tests under tests/browser/ are
+# marked `browser`: `make test-fast` leaves both out.
 WORKER_FIXTURES = frozenset({"celery_worker", "manage_py"})
 
 

@@ -28,7 +28,8 @@ from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Each test starts a prefork Celery worker process of its own.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 
 
 def _database_url() -> str:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,12 @@ def default_taxonomy(db):
     taxonomy_load(spec=parse_file(DEFAULT_TAXONOMY_FILE))
 
 
+# A drawing depends only on the product (deterministic, see draw_product_image)
+# and costs ~50 ms of CPU: draw each demo product once per test session. The
+# importer still reads, hashes and stores every file as a test's own.
+_drawn = functools.lru_cache(maxsize=None)(draw_product_image)
+
+
 @pytest.fixture
 def make_products(tmp_path):
     """Import drawn demo products through the real importer; returns them by SKU order."""
@@ -44,7 +51,7 @@ def make_products(tmp_path):
             writer = csv.writer(stream)
             writer.writerow(["sku", "title", "image_path"])
             for product in demo_products(count=count):
-                (folder / f"{product.sku}.jpg").write_bytes(draw_product_image(product))
+                (folder / f"{product.sku}.jpg").write_bytes(_drawn(product))
                 writer.writerow([product.sku, product.title, f"{product.sku}.jpg"])
         run = import_file(path=path, images_dir=Path(folder), queue_images=False)
         assert (run.rows_failed, run.images_failed) == (0, 0)

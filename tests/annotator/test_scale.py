@@ -261,6 +261,7 @@ def test_failed_products_leave_the_queue_and_annotate_failed_retries_them(
     assert Annotation.objects.filter(product=products[0]).count() == 2
 
 
+@pytest.mark.worker  # starts `celery worker` processes of its own
 @pytest.mark.skipif(
     not os.environ.get("REDIS_URL") or not os.environ.get("DATABASE_URL"),
     reason="a worker subprocess shares the broker and database: Redis and PostgreSQL only",
