@@ -121,7 +121,7 @@ def test_a_human_decision_is_never_overwritten(outage, tagger, settings):
         decide(tagger, product, action, reason="not a product photo")
     assert decision_undo(reviewer=tagger).product_id == undone.pk
     review_claim_release(reviewer=tagger, product_ids=[undone.pk])
-    assert review_item_claim(reviewer=tagger).product_id == skipped.pk
+    assert review_item_claim(reviewer=tagger, exclude=[undone.pk]).product_id == skipped.pk
     decide(tagger, skipped, "skip")
     review_claim_release(reviewer=tagger, product_ids=[skipped.pk])
 
@@ -163,6 +163,17 @@ def test_a_product_the_fallback_keeps_answering_is_left_after_a_few_tries(outage
 
     assert Annotation.objects.filter(product=product, arm="fallback").count() == 3
     assert candidates() == []
+
+
+@pytest.mark.django_db
+def test_the_review_page_marks_a_fallback_suggestion(client, tagger, outage, provider):
+    (product,) = outage(1)
+    client.force_login(tagger)
+
+    page = client.get(reverse("review_queue")).content.decode()
+
+    assert product.sku in page
+    assert ">Fallback answer</span>" in page
 
 
 # --- when they go --------------------------------------------------------------
@@ -208,8 +219,8 @@ def test_without_an_answer_since_the_outage_one_product_goes_first(outage, provi
 
 
 @pytest.mark.django_db
-def test_nothing_goes_while_the_circuit_is_open(outage, provider, settings, broker_purged):
-    # given the circuit opened on the outage (after the provider answered once)
+def test_nothing_goes_while_the_circuit_is_open(outage, provider, settings):
+    # given the circuit opened on the outage
     settings.ANNOTATOR_CIRCUIT_FAILURES = 1
     first, second = outage(2)
     assert circuit_is_open("openai")
