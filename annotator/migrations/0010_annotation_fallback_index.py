@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('annotator', '0008_batch_stop_reuse_and_leases'),
+        ('annotator', '0009_lease_released'),
     ]
 
     operations = [
