@@ -154,6 +154,13 @@ class Annotation(models.Model):
             ),
             models.Index(fields=["batch", "route"], name="annotation_batch_route"),
             models.Index(fields=["review_reason"], name="annotation_reason"),
+            # The products the fallback answered (review.reannotation): a small
+            # index of the outage rows only, whatever the size of the table.
+            models.Index(
+                fields=["product", "-id"],
+                name="annotation_fallback",
+                condition=models.Q(arm="fallback"),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -8,6 +8,10 @@
   so every worker on every machine sees the same circuit.
 - Rate limit: ANNOTATOR_RPM requests per minute across all workers, counted
   in the shared cache per minute window.
+- Outage repair: every answer of a provider records when it last answered
+  (`provider_answered_at`); the first one after the fallback served queues
+  the re-annotation sweep (review.tasks.reannotate_fallback, by name: the
+  rule of which products may be re-annotated is review's).
 """
 
 from __future__ import annotations
@@ -103,6 +107,9 @@ def circuit_record(provider: str, *, ok: bool) -> None:
     key = f"annotator:circuit:{provider}:failures"
     if ok:
         cache.delete(key)
+        cache.set(f"annotator:circuit:{provider}:answered_at", time.time(), ANSWERED_AT_TTL)
+        if cache.delete(FALLBACK_SERVED_KEY):  # one thread of one worker wins
+            _reannotation_sweep_queue()
         return
     cache.add(key, 0, timeout=settings.ANNOTATOR_CIRCUIT_COOLDOWN * 10)
     failures = cache.incr(key)
@@ -111,6 +118,36 @@ def circuit_record(provider: str, *, ok: bool) -> None:
         cache.set(f"annotator:circuit:{provider}:open_until", time.time() + cooldown, cooldown)
         cache.delete(key)
         log.warning("annotator circuit for %s open for %ss", provider, cooldown)
+
+
+# How long "the provider answered at" is remembered; past it the sweep sends
+# one probe product first, as after an outage.
+ANSWERED_AT_TTL = 7 * 24 * 3600
+# Set while answers came from the fallback that no answer of a provider has
+# followed yet.
+FALLBACK_SERVED_KEY = "annotator:fallback:served"
+REANNOTATE_TASK = "review.tasks.reannotate_fallback"
+
+
+def provider_answered_at(provider: str) -> float | None:
+    """When the provider last answered a call (epoch seconds), as far as the
+    shared cache remembers."""
+    return cache.get(f"annotator:circuit:{provider}:answered_at")
+
+
+def _reannotation_sweep_queue() -> None:
+    """The provider answers again after the fallback served: let the sweep
+    queue the fallback's products for it now rather than at its next period.
+    Runs in a call thread: a message, no SQL; a broker that is down only
+    delays the repair to the periodic sweep."""
+    if not settings.ANNOTATOR_REANNOTATE_FALLBACK:
+        return
+    from config.celery import app
+
+    try:
+        app.send_task(REANNOTATE_TASK)
+    except Exception:
+        log.warning("could not queue the fallback re-annotation sweep", exc_info=True)
 
 
 @dataclass
@@ -167,6 +204,7 @@ def annotate_routed(*, product_id: int, request: AnnotationRequest) -> Served:
         # scheduled for this product does not count it as a try.
         raise ProviderError(errors[-1], retryable=True, attempts=0)
     result = provider_for(fallback).annotate(replace(request, model=fallback))
+    cache.set(FALLBACK_SERVED_KEY, time.time(), None)
     return Served(arm="fallback", provider=fallback, result=result, errors=errors)
 
 

@@ -211,6 +211,7 @@ class BatchProgress:
     failed: int
     auto_accepted: int
     needs_review: int
+    fallback: int  # answered by the fallback provider (the configured one was down)
     cost_usd: Decimal
     elapsed_s: float
     rate_per_min: float
@@ -238,6 +239,7 @@ def batch_progress(batch: AnnotationBatch) -> BatchProgress:
         ),
         auto=Count("product_id", distinct=True, filter=Q(route=Annotation.Route.AUTO_ACCEPTED)),
         review=Count("product_id", distinct=True, filter=Q(route=Annotation.Route.NEEDS_REVIEW)),
+        fallback=Count("product_id", distinct=True, filter=Q(arm=Annotation.Arm.FALLBACK)),
         cost=Sum("cost_usd"),
         last=Max("created_at"),
     )
@@ -254,6 +256,7 @@ def batch_progress(batch: AnnotationBatch) -> BatchProgress:
         failed=counts["failed"],
         auto_accepted=counts["auto"],
         needs_review=counts["review"],
+        fallback=counts["fallback"],
         cost_usd=counts["cost"] or Decimal(0),
         elapsed_s=round(elapsed, 1),
         rate_per_min=round(rate, 1),

@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -84,6 +85,7 @@ def batch_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         "batch": batch,
         "progress": batch_progress(batch),
         "waiting_for_image": Product.objects.filter(annotation_batch_waiting=batch.pk).count(),
+        "reannotate_fallback": settings.ANNOTATOR_REANNOTATE_FALLBACK,
     }
     if request.htmx:
         return render(request, "annotator/batch_detail.html#progress", context)

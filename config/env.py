@@ -177,6 +177,7 @@ class Environment(BaseModel):
         0.0, "a number between 0 and 100", ge=0, le=100, allow_inf_nan=False
     )
     ANNOTATOR_FALLBACK_PROVIDER: str = var("local", "a provider name, or empty for no fallback")
+    ANNOTATOR_REANNOTATE_FALLBACK: bool = var(True, BOOLEAN)
     ANNOTATOR_CIRCUIT_FAILURES: int = var(5, _positive("whole number"), gt=0)
     ANNOTATOR_CIRCUIT_COOLDOWN: int = var(60, "a whole number of seconds (0 or more)", ge=0)
     ANNOTATOR_PRICES: Json[dict[str, tuple[float, float]]] = var(

@@ -348,6 +348,9 @@ ANNOTATOR_CANARY_MODEL = env.ANNOTATOR_CANARY_MODEL
 ANNOTATOR_CANARY_PERCENT = env.ANNOTATOR_CANARY_PERCENT
 # Fallback when the primary fails or its circuit is open ("" disables it).
 ANNOTATOR_FALLBACK_PROVIDER = env.ANNOTATOR_FALLBACK_PROVIDER
+# Products the fallback answered go to the primary again once it answers
+# (review.reannotation); off leaves them as the fallback left them.
+ANNOTATOR_REANNOTATE_FALLBACK = env.ANNOTATOR_REANNOTATE_FALLBACK
 ANNOTATOR_CIRCUIT_FAILURES = env.ANNOTATOR_CIRCUIT_FAILURES
 ANNOTATOR_CIRCUIT_COOLDOWN = env.ANNOTATOR_CIRCUIT_COOLDOWN
 # USD per 1M tokens (input, output). Override with ANNOTATOR_PRICES as JSON,
@@ -382,6 +385,7 @@ CELERY_BEAT_SCHEDULE = {
         "task": "catalog.tasks.requeue_queued_imports",
         "schedule": sweep_period,
     },
+    "fallback-reannotate": {"task": "review.tasks.reannotate_fallback", "schedule": 60.0},
     "webhooks-sweep": {"task": "api.tasks.webhooks_sweep", "schedule": 60.0},
     "reports-rollup-recent": {"task": "reports.rollup_recent", "schedule": 300.0},
 }

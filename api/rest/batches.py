@@ -27,6 +27,7 @@ def _batch_out(batch: AnnotationBatch, unknown: list[str] | None = None) -> dict
         "failed": progress.failed,
         "auto_accepted": progress.auto_accepted,
         "needs_review": progress.needs_review,
+        "fallback": progress.fallback,
         "percent": progress.percent,
         "finished": progress.finished,
         "cost_usd": str(progress.cost_usd),

@@ -157,6 +157,11 @@ class BatchOut(Schema):
     failed: int
     auto_accepted: int
     needs_review: int
+    fallback: int = Field(
+        description="Answered by the fallback provider because the configured one failed or "
+        "its circuit was open; re-annotated by it once it answers again "
+        "(ANNOTATOR_REANNOTATE_FALLBACK)"
+    )
     percent: int
     finished: bool
     cost_usd: str

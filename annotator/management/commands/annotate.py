@@ -1,15 +1,19 @@
 """python manage.py annotate [--all | --pending | --sku SKU ...] [--wait [--timeout S]]
 
 Queues products for annotation by the Celery workers. With --wait it shows a
-progress bar until the batch is done and exits 1 if any item failed, the batch
-stopped, or the wait timed out (default: 15 minutes plus one second per product;
-then it says where the unfinished products are)."""
+progress bar until the batch is done. Exit codes: 0 every product answered by
+the configured provider; 1 some failed, the batch stopped or the wait timed out
+(default: 15 minutes plus one second per product; then it says where the
+unfinished products are); 2 usage error; 3 none failed but some were answered
+by the fallback provider (an outage: they are re-annotated once the provider is
+back)."""
 
 from __future__ import annotations
 
 import sys
 import time
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
@@ -22,6 +26,8 @@ from annotator.services import (
 )
 from catalog.models import Product
 from config.queue import QUEUE_UNREACHABLE, queue_failures
+
+EXIT_FALLBACK = 3
 
 
 class Command(BaseCommand):
@@ -72,7 +78,11 @@ class Command(BaseCommand):
                 batch.refresh_from_db(fields=["error", "stopped_at"])
                 progress = batch_progress(batch)
                 bar.update(progress.done - bar.n)
-                bar.set_postfix(failed=progress.failed, cost=f"${progress.cost_usd:.4f}")
+                bar.set_postfix(
+                    failed=progress.failed,
+                    fallback=progress.fallback,
+                    cost=f"${progress.cost_usd:.4f}",
+                )
                 if progress.finished:
                     break
                 if timeout and time.monotonic() - started > timeout:
@@ -86,10 +96,23 @@ class Command(BaseCommand):
             )
         self.stdout.write(
             f"Done: {progress.auto_accepted} auto-accepted, {progress.needs_review} to review, "
-            f"{progress.failed} failed, cost ${progress.cost_usd:.4f}"
+            f"{progress.failed} failed, {progress.fallback} answered by the fallback, "
+            f"cost ${progress.cost_usd:.4f}"
         )
         if progress.failed:
             raise CommandError(f"{progress.failed} products failed", returncode=1)
+        if progress.fallback:
+            then = (
+                "they will be annotated again once it answers"
+                if settings.ANNOTATOR_REANNOTATE_FALLBACK
+                else "ANNOTATOR_REANNOTATE_FALLBACK is off: they keep the fallback's answers"
+            )
+            raise CommandError(
+                f"{progress.fallback} products were answered by the fallback provider "
+                "because the configured provider failed or its circuit was open "
+                f"(an outage); {then}",
+                returncode=EXIT_FALLBACK,
+            )
 
 
 WAIT_BASE_S = 900  # the provider retry schedule (30 + 120 + 600 s) and a worker's recovery
