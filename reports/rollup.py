@@ -62,7 +62,9 @@ def settle() -> timedelta:
 
 
 def _tz_name() -> str:
-    return timezone.get_default_timezone_name()
+    # The zone's key, as DateRange.tz_name has it: get_default_timezone_name()
+    # answers "+14" for Etc/GMT-14, which no range would ever match.
+    return str(timezone.get_default_timezone())
 
 
 @dataclass(frozen=True)

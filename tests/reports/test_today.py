@@ -163,13 +163,13 @@ def test_advancing_again_at_the_same_time_changes_nothing(busy_today):
 def test_a_watermark_more_than_a_day_behind_starts_again_from_yesterday(busy_today):
     old = timezone.localdate() - timedelta(days=5)
     HourlyWatermark.objects.create(
-        tz=timezone.get_default_timezone_name(),
+        tz=str(timezone.get_default_timezone()),
         covered_from=_at(old, 0),
         rolled_until=_at(old, 6),
         rolled_at=_at(old, 6),
     )
     AnnotationHour.objects.create(
-        tz=timezone.get_default_timezone_name(), day=old, hour=3, arm="primary", annotated=7
+        tz=str(timezone.get_default_timezone()), day=old, hour=3, arm="primary", annotated=7
     )
 
     mark = rollup.hours_advance(now=_today(12, 10))
