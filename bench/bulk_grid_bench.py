@@ -8,7 +8,7 @@ Imports 40 real catalogue photos (the shared data's fashion-products/large:
 the repository root) through the real importer with inline intake (stored
 copy, model rendition, 256 px thumbnail), routes them to review as one group
 predicted the same category, serves Loupe with gunicorn (DEBUG off, static
-files collected, 2 workers) and opens /review/bulk/ as a tagger in a fresh
+files collected, 4 workers as in the README) and opens /review/bulk/ as a tagger in a fresh
 browser context each time (empty cache), alternating the two modes. The full
 mode rewrites each thumbnail request to the stored image's URL (Playwright
 routing): the same page and the same server.
@@ -111,12 +111,13 @@ def wait_until_up(port: int) -> None:
     sys.exit("gunicorn did not answer")
 
 
-def measure(port: int, repeat: int) -> dict:
+def measure(port: int, repeat: int) -> dict:  # noqa: PLR0914 - one measuring loop
     from playwright.sync_api import sync_playwright
 
     base = f"http://127.0.0.1:{port}"
     samples: dict[str, list[float]] = {"thumbnails": [], "full_images": []}
     image_bytes: dict[str, list[int]] = {"thumbnails": [], "full_images": []}
+    html: dict[str, list[float]] = {"thumbnails": [], "full_images": []}
     largest_side: dict[str, int] = {}
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
@@ -134,9 +135,12 @@ def measure(port: int, repeat: int) -> dict:
         for i in range(repeat + 1):  # the first round warms the server
             modes = ("thumbnails", "full_images") if i % 2 else ("full_images", "thumbnails")
             for mode in modes:
-                ms, received, side = _visit(browser, base, cookies, full=mode == "full_images")
+                ms, html_ms, received, side = _visit(
+                    browser, base, cookies, full=mode == "full_images"
+                )
                 if i:
                     samples[mode].append(ms)
+                    html[mode].append(html_ms)
                     image_bytes[mode].append(received)
                 largest_side[mode] = side
         browser.close()
@@ -144,6 +148,7 @@ def measure(port: int, repeat: int) -> dict:
         mode: {
             "median_ms": round(statistics.median(values), 1),
             "p90_ms": round(sorted(values)[int(0.9 * (len(values) - 1))], 1),
+            "html_received_median_ms": round(statistics.median(html[mode]), 1),
             "image_kb_per_page": round(statistics.median(image_bytes[mode]) / 1024),
             "largest_natural_side_px": largest_side[mode],
         }
@@ -151,8 +156,9 @@ def measure(port: int, repeat: int) -> dict:
     }
 
 
-def _visit(browser, base: str, cookies: dict, *, full: bool) -> tuple[float, int, int]:
-    """One cold visit of the grid: (ms to painted, image bytes, largest natural side)."""
+def _visit(browser, base: str, cookies: dict, *, full: bool) -> tuple[float, float, int, int]:
+    """One cold visit of the grid: (ms to painted, ms to the page's HTML received,
+    image bytes, largest natural side)."""
     context = browser.new_context(viewport=VIEWPORT, base_url=base, storage_state=cookies)
     received = []
     if full:
@@ -171,9 +177,12 @@ def _visit(browser, base: str, cookies: dict, *, full: bool) -> tuple[float, int
     )
     page.goto("/review/bulk/")
     page.wait_for_function(
-        "performance.getEntriesByName('loupe:painted').length > 0", timeout=60_000
+        "() => performance.getEntriesByName('loupe:painted').length > 0", timeout=60_000
     )
-    ms = page.evaluate("performance.getEntriesByName('loupe:painted')[0].startTime")
+    ms, html_ms = page.evaluate(
+        """() => [performance.getEntriesByName('loupe:painted')[0].startTime,
+                  performance.getEntriesByType('navigation')[0].responseEnd]"""
+    )
     tiles = page.eval_on_selector_all(
         "#bulk .tile img",
         "imgs => imgs.map(i => [i.complete, Math.max(i.naturalWidth, i.naturalHeight)])",
@@ -182,13 +191,14 @@ def _visit(browser, base: str, cookies: dict, *, full: bool) -> tuple[float, int
         sys.exit(f"the grid showed {len(tiles)} images, not all loaded: {tiles}")
     page.evaluate("navigator.sendBeacon = () => true")  # keep the group claimed
     context.close()
-    return ms, sum(received), max(side for _, side in tiles)
+    return ms, html_ms, sum(received), max(side for _, side in tiles)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--port", type=int, default=8766)
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn workers (README: 4)")
     args = parser.parse_args()
     if not Path(CHROMIUM).exists():
         sys.exit(f"bulk_grid_bench needs {CHROMIUM}")
@@ -222,7 +232,7 @@ def main() -> None:
             "-b",
             f"127.0.0.1:{args.port}",
             "-w",
-            "2",
+            str(args.workers),
             "--no-control-socket",
             "--log-level",
             "warning",
@@ -242,6 +252,7 @@ def main() -> None:
         "repeat": args.repeat,
         "cpus": os.cpu_count(),
         "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+        "gunicorn_workers": args.workers,
         "target_ms": 300,
         "modes": modes,
     }

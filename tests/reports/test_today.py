@@ -211,3 +211,16 @@ def test_items_per_hour_use_the_servers_bounded_timing(client, manager):
     assert shown["Team items per hour"] == "15.3"
     assert shown["Median seconds per item"] == "19.5"
     assert b"measured by the server" in response.content
+
+
+def test_a_fixed_offset_zone_reads_its_hourly_rows(settings, busy_today):
+    # Etc/GMT-14 calls itself "+14"; rollups and ranges must agree on its name
+    settings.TIME_ZONE = "Etc/GMT-14"
+    rollup.hours_advance()
+    tz = timezone.get_default_timezone()
+    today = timezone.localdate()
+
+    parts = rollup.parts(DateRange(today, today, tz), hourly=True)
+
+    assert HourlyWatermark.objects.get().tz == "Etc/GMT-14"
+    assert parts.hours == DateRange(today, today, tz)
