@@ -30,6 +30,7 @@ ANNOTATORS = (MANAGERS, TAXONOMY_ADMINS)
 PROMPT_EDITORS = (TAXONOMY_ADMINS, MANAGERS)
 UNMAPPED_PAGE = "annotator/unmapped/list.html"
 UNMAPPED_PRODUCTS_PAGE = "annotator/unmapped/products.html"
+LATEST_SHOWN = 12  # answers shown with their thumbnail on a batch's page
 
 
 @require_GET
@@ -86,6 +87,10 @@ def batch_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         "progress": batch_progress(batch),
         "waiting_for_image": Product.objects.filter(annotation_batch_waiting=batch.pk).count(),
         "reannotate_fallback": settings.ANNOTATOR_REANNOTATE_FALLBACK,
+        # The latest answers, each with the thumbnail of the image the model saw.
+        "latest": batch.annotations.select_related("product", "category").order_by("-id")[
+            :LATEST_SHOWN
+        ],
     }
     if request.htmx:
         return render(request, "annotator/batch_detail.html#progress", context)

@@ -1,23 +1,38 @@
 """Managers' reports at scale: every report page's server time over a
-PostgreSQL database holding 90 days of work.
+PostgreSQL database holding 90 days of work, a busy today among them.
 
 Fills (INSERT .. SELECT generate_series, so the fill takes seconds, not hours)
 1,000,000 annotations, 300,000 decisions and 100,000 corrections over the 90
-days ending today, plus the products, categories, prompt versions and 12
-taggers they point at, with realistic shares: ~2/3 auto-accepted, a canary
-and a fallback arm, retries with 429/5xx/timeouts, audits, undos. Then times
-each page through the Django test client (the whole request: middleware,
-queries, charts, template) and prints the medians (ms) as JSON, also written
-to bench/results/reports_bench.json.
+days ending now, of which `--today` annotations (100,000 by default; 0
+spreads all evenly) fall between today's midnight and now, plus the products,
+categories, prompt versions and 12 taggers they point at, with realistic
+shares: ~2/3 auto-accepted, a canary and a fallback arm, retries with
+429/5xx/timeouts, audits, undos, decisions timed by the server (some beyond
+the bounds). Then times each page through the Django test client (the whole
+request: middleware, the hourly rollup's advance, queries, charts, template)
+and prints the medians (ms) as JSON, also written to
+bench/results/reports_bench.json.
 
-Ranges timed: the default (last 7 days, what a manager opens), the last 30
-days and all 90 days, and a single day (per hour). `--indexes with|without|both`
-times the pages with and without the indexes the reports ask of other apps'
-models (RECOMMENDED_INDEXES, created here with CREATE INDEX only to measure).
+So that "today" is a day well under way whatever time the bench runs, the
+time zone is chosen (unless TIME_ZONE is set) so that it is afternoon there
+(Etc/GMT-N). Before timing, the hourly rollup of yesterday and today is
+brought current once, as the beat task keeps it (`hours_advance_ms`), and the
+first request after that is timed alone (`first_request_ms`).
+
+Ranges timed: today (per hour: the "Today" button), the default (last 7
+days, what a manager opens), the last 30 days and all 90 days, and a past
+single day (per hour). `--indexes with|without|both` times the pages with
+and without the indexes the reports ask of other apps' models
+(RECOMMENDED_INDEXES, created here with CREATE INDEX only to measure).
+
+At this scale the bench also checks that every table of every page over the
+last 7 days (today included) is the same read through the rollups as read
+from the raw rows alone (`rollups_equal_raw`), and exits non-zero if not.
 
     psql -h 127.0.0.1 -U postgres -c "create database loupe_reportsbench"
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/loupe_reportsbench \\
-        .venv/bin/python bench/reports_bench.py [--repeat 20] [--indexes both] [--no-fill]
+        .venv/bin/python bench/reports_bench.py [--repeat 20] [--indexes both] [--no-fill] \\
+        [--today 100000]
 """
 
 from __future__ import annotations
@@ -29,7 +44,7 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,10 +78,36 @@ PAGES = {
 }
 
 
-def fill(cursor, now) -> dict[str, int]:
+def _define_bench_at(cursor, *, start, today_at, now, today: int) -> None:
+    """pg_temp.bench_at(g, total): the created_at of row g of total: the first
+    total - today rows evenly from start to today's midnight, the last `today`
+    rows evenly from midnight to now (today = 0: all evenly from start to now)."""
+    if not today:
+        today_at = now
+    cursor.execute(
+        """CREATE OR REPLACE FUNCTION pg_temp.bench_at(g float8, total float8)
+        RETURNS timestamptz LANGUAGE sql IMMUTABLE AS $$
+        SELECT CASE WHEN g <= total - %s
+            THEN %s::timestamptz + make_interval(secs => %s * g / greatest(total - %s, 1))
+            ELSE %s::timestamptz + make_interval(secs => %s * (g - (total - %s)) / %s) END
+        $$""",
+        [
+            today,
+            start,
+            (today_at - start).total_seconds(),
+            today,
+            today_at,
+            (now - today_at).total_seconds(),
+            today,
+            max(today, 1),
+        ],
+    )
+
+
+def fill(cursor, now, today_at, today: int) -> dict[str, int]:
     """Fresh rows; ids restart at 1 so the formulas below can address them."""
     start = now - timedelta(days=DAYS)
-    span = DAYS * 86400.0
+    _define_bench_at(cursor, start=start, today_at=today_at, now=now, today=today)
     cursor.execute(
         """TRUNCATE review_correction, review_decision, annotator_annotation,
         catalog_product, catalog_category RESTART IDENTITY CASCADE"""
@@ -100,17 +141,17 @@ def fill(cursor, now) -> dict[str, int]:
         FROM generate_series(1, %s) g""",
         [CATEGORIES],
     )
-    # Products arrive evenly over the 90 days; one in 35 still waits for review.
+    # Products arrive with their annotations; one in 35 still waits for review.
     cursor.execute(
         """INSERT INTO catalog_product (sku, title, description, brand, status, attributes,
             tags, version, created_at, updated_at, category_id)
         SELECT 'B-' || g, 'Bench product ' || g, '', '',
             CASE WHEN g %% 35 = 0 THEN 'needs_review'
                  WHEN g %% 3 = 0 THEN 'reviewed' ELSE 'auto_accepted' END,
-            '{}', '[]', 1, %s::timestamptz + make_interval(secs => %s * g / %s),
+            '{}', '[]', 1, pg_temp.bench_at(least(g / 0.7, %s), %s),
             now(), 1 + g %% %s
         FROM generate_series(1, %s) g""",
-        [start, span, PRODUCTS, CATEGORIES, PRODUCTS],
+        [ANNOTATIONS, ANNOTATIONS, CATEGORIES, PRODUCTS],
     )
     # Annotations follow the products (0.7 of a product per annotation, so
     # some products are annotated twice). Shares by id: 31% to review (one in
@@ -146,34 +187,40 @@ def fill(cursor, now) -> dict[str, int]:
                  WHEN g %% 500 = 40 THEN '["openai: circuit open"]'::jsonb
                  ELSE '["429 rate limited"]'::jsonb END,
             '',
-            %s::timestamptz + make_interval(secs => %s * g / %s),
+            pg_temp.bench_at(g, %s),
             1 + g %% %s,
             greatest(1, (g * 0.7)::bigint),
             %s + g %% %s
         FROM generate_series(1, %s) g""",
-        [start, span, ANNOTATIONS, CATEGORIES, first_prompt, prompts, ANNOTATIONS],
+        [ANNOTATIONS, CATEGORIES, first_prompt, prompts, ANNOTATIONS],
     )
-    # Decisions on review items, 5 minutes to 5 hours after the annotation:
-    # 60% accept, 30% edit, 7% reject, 3% skip; 1% undone.
+    # Decisions on review items, 5 minutes to 5 hours after the annotation
+    # (1-59 minutes for today's): 60% accept, 30% edit, 7% reject, 3% skip;
+    # 1% undone. The server's timing from the claim: 2-61 s, one in 50 under a
+    # second and one in 97 over an hour (bounded by the reports).
     cursor.execute(
         """INSERT INTO review_decision (action, before, after, previous, reason, seconds_spent,
-            version_after, created_at, undone_at, annotation_id, product_id, reviewer_id)
-        SELECT
+            version_after, created_at, undone_at, annotation_id, product_id, reviewer_id,
+            server_seconds, started_at)
+        SELECT d.*, d.created_at - make_interval(secs => d.server_seconds) FROM (SELECT
             CASE WHEN n %% 100 < 60 THEN 'accept' WHEN n %% 100 < 90 THEN 'edit'
                  WHEN n %% 100 < 97 THEN 'reject' ELSE 'skip' END,
-            '{}', jsonb_build_object('category_id', a.category_id), '{}', '',
+            '{}'::jsonb, jsonb_build_object('category_id', a.category_id), '{}'::jsonb, '',
             4 + (n %% 37), 2,
-            least(a.created_at + make_interval(mins => (5 + n %% 295)::int), now()),
+            least(a.created_at + make_interval(mins => (CASE WHEN a.created_at >= %s
+                THEN 1 + n %% 59 ELSE 5 + n %% 295 END)::int), now()) AS created_at,
             CASE WHEN n %% 100 = 1
                 THEN a.created_at + make_interval(mins => (6 + n %% 295)::int) END,
-            a.id, a.product_id, %s + n %% %s
+            a.id, a.product_id, %s + n %% %s,
+            (CASE WHEN n %% 50 = 0 THEN 0.3 WHEN n %% 97 = 0 THEN 4000
+                  ELSE 2 + n %% 60 END)::float8 AS server_seconds
         FROM (
             SELECT a.*, row_number() OVER (ORDER BY a.id) AS n
             FROM annotator_annotation a
             WHERE a.route = 'needs_review' AND a.id %% 31 <> 0
             ORDER BY a.id LIMIT %s
-        ) a""",
-        [first_tagger, TAGGERS, DECISIONS],
+        ) a) d""",
+        [today_at, first_tagger, TAGGERS, DECISIONS],
     )
     # Corrections on edits: one on each, a second field on every ninth.
     cursor.execute(
@@ -213,15 +260,65 @@ def set_indexes(cursor, present: bool) -> None:
             cursor.execute(f"DROP INDEX IF EXISTS {name}")
 
 
+def afternoon_zone(now_utc) -> str:
+    """An Etc/GMT zone where it is about 15:00 now (offsets -12..+14 hours)."""
+    offset = max(-12, min(14, 15 - now_utc.hour))
+    # Etc/GMT signs are inverted: Etc/GMT-14 is UTC+14.
+    return "UTC" if offset == 0 else f"Etc/GMT{'-' if offset > 0 else '+'}{abs(offset)}"
+
+
+def rollups_equal_raw(rng, now) -> bool:
+    """Every table of every page over rng, read through the rollups and read
+    from the raw rows only, are the same."""
+    from reports import pages, rollup
+    from reports.selectors import report_reads
+
+    def tables() -> dict:
+        inputs = pages.Inputs(target=None, baseline_price=None)
+        with report_reads():
+            built = {
+                "throughput": pages.throughput(rng, now),
+                "people": pages.people(rng, now, inputs),
+                "quality": pages.quality(rng, now),
+                "cost": pages.cost(rng, now, inputs),
+                "overview": pages.overview(rng, now, inputs),
+            }
+        return {n: [(t.id, t.rows, t.total) for t in r.tables] for n, r in built.items()}
+
+    through_rollups = tables()
+    parts = rollup.parts
+    rollup.parts = lambda rng, hourly=False: rollup.Parts(None, None, rng)
+    try:
+        from_raw = tables()
+    finally:
+        rollup.parts = parts
+    return _close(through_rollups, from_raw)
+
+
+def _close(a, b) -> bool:
+    """Equal, floats within 1e-9 relative (sums of many floats in another order)."""
+    if isinstance(a, float) and isinstance(b, float):
+        return abs(a - b) <= 1e-9 * max(abs(a), abs(b), 1.0)
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_close(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(_close(x, y) for x, y in zip(a, b, strict=True))
+    return a == b
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--indexes", choices=["with", "without", "both"], default="both")
     parser.add_argument("--no-fill", action="store_true", help="reuse the rows of a previous run")
+    parser.add_argument(
+        "--today", type=int, default=100_000, help="annotations dated today (0: evenly spread)"
+    )
     args = parser.parse_args()
 
     os.environ.setdefault("LOUPE_VAR_DIR", tempfile.mkdtemp(prefix="loupe-bench-"))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.test_settings")
+    os.environ.setdefault("TIME_ZONE", afternoon_zone(datetime.now(UTC)))
     import django
 
     django.setup()
@@ -232,6 +329,9 @@ def main() -> None:
     from django.test import Client
     from django.utils import timezone
 
+    from reports import rollup
+    from reports.dates import DateRange
+
     if connection.vendor != "postgresql":
         sys.exit("reports_bench needs PostgreSQL: set DATABASE_URL (see the docstring).")
     settings.ALLOWED_HOSTS = ["testserver"]
@@ -241,17 +341,39 @@ def main() -> None:
         set_indexes(cursor, False)
     call_command("migrate", verbosity=0)
     now = timezone.now()
+    tz = timezone.get_default_timezone()
+    today = timezone.localdate(now)
+    today_at = DateRange(today, today, tz).start_at
     started = time.perf_counter()
     with connection.cursor() as cursor:
-        counts = {} if args.no_fill else fill(cursor, now)
+        counts = {} if args.no_fill else fill(cursor, now, today_at, args.today)
+        # Rollups of an earlier fill are stale: derived data, rebuilt below.
+        for model in (*rollup.DAILY, *rollup.HOURLY, rollup.RollupDay, rollup.HourlyWatermark):
+            model.objects.all().delete()
+        cursor.execute(
+            "SELECT count(*) FROM annotator_annotation WHERE created_at >= %s", [today_at]
+        )
+        counts["annotations_today"] = cursor.fetchone()[0]
     fill_seconds = round(time.perf_counter() - started, 1)
+
+    # What the beat task has done on a live system: the closed days' daily
+    # rollups and the hourly rows of yesterday and today.
+    started = time.perf_counter()
+    rollup.ensure_rolled(DateRange(today - timedelta(days=DAYS), today - timedelta(days=2), tz))
+    daily_seconds = round(time.perf_counter() - started, 1)
+    started = time.perf_counter()
+    rollup.hours_advance()
+    hours_advance_ms = round((time.perf_counter() - started) * 1000, 1)
 
     user, _ = User.objects.get_or_create(username="bench-manager")
     user.groups.add(Group.objects.get(name="Managers"))
     client = Client()
     client.force_login(user)
-    today = timezone.localdate(now)
+    started = time.perf_counter()
+    assert client.get(PAGES["overview"]).status_code == 200
+    first_request_ms = round((time.perf_counter() - started) * 1000, 1)
     ranges = {
+        "today_hourly": {"start": today.isoformat(), "end": today.isoformat()},
         "default_7_days": {},
         "30_days": {"start": (today - timedelta(days=29)).isoformat(), "end": today.isoformat()},
         "90_days": {"start": (today - timedelta(days=89)).isoformat(), "end": today.isoformat()},
@@ -288,6 +410,8 @@ def main() -> None:
             median_ms["with_indexes" if present else "without_indexes"] = run()
         set_indexes(cursor, True)  # leave the indexes the migrations create
 
+    week = DateRange(today - timedelta(days=6), today, tz)
+    equal = rollups_equal_raw(week, timezone.now())
     result = {
         "benchmark": "reports",
         "database": connection.vendor,
@@ -295,15 +419,22 @@ def main() -> None:
         "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
         "rows": counts,
         "fill_seconds": fill_seconds,
+        "daily_rollups_seconds": daily_seconds,
+        "hours_advance_ms": hours_advance_ms,
+        "first_request_ms": first_request_ms,
         "repeat": args.repeat,
         "time_zone": settings.TIME_ZONE,
+        "local_time_at_start": timezone.localtime(now).strftime("%Y-%m-%d %H:%M"),
         "recommended_indexes": [f"{n} ON {t} {c}" for n, t, c in RECOMMENDED_INDEXES],
         "median_ms": median_ms,
+        "rollups_equal_raw": equal,
     }
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / "reports_bench.json").write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
+    if not equal:
+        sys.exit("rollups and raw rows disagree over the last 7 days")
 
 
 if __name__ == "__main__":

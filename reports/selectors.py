@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date, datetime
+from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Any
 
@@ -41,14 +41,34 @@ from django.db.models import (
     Value,
 )
 from django.db.models.fields.json import KT
-from django.db.models.functions import Cast, Floor, Ln, TruncDate, TruncHour
+from django.db.models.functions import (
+    Cast,
+    Coalesce,
+    Floor,
+    Greatest,
+    Least,
+    Ln,
+    TruncDate,
+    TruncHour,
+)
 from django.utils import timezone
 
 from annotator.models import Annotation, PromptVersion
 from catalog.models import Category, Product
 from reports import rollup
 from reports.dates import DateRange
-from reports.models import AnnotationDay, BreakdownDay, DecisionDay, ErrorDay, LatencyDay
+from reports.models import (
+    AnnotationDay,
+    AnnotationHour,
+    BreakdownDay,
+    BreakdownHour,
+    DecisionDay,
+    DecisionHour,
+    ErrorDay,
+    ErrorHour,
+    LatencyDay,
+    LatencyHour,
+)
 from review.models import Correction, Decision
 
 A = Annotation
@@ -89,24 +109,74 @@ _KIND_CASE = """CASE
 def report_reads() -> Iterator[None]:
     """Run a page's queries in one transaction, with PostgreSQL's JIT off.
 
+    REPEATABLE READ (when this opens the transaction) gives every query of the
+    page one snapshot: the hourly watermark, the hourly rows and the raw rows
+    after the watermark agree even if rollup.hours_advance commits meanwhile.
     JIT compiles a query when its estimated cost passes jit_above_cost; these
     aggregates over a range cross that line easily and then spend 30-400 ms
     compiling to save a few. SET LOCAL ends with the transaction."""
+    outermost = not connection.in_atomic_block
     with transaction.atomic():
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
+                if outermost:
+                    cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
                 cursor.execute("SET LOCAL jit = off")
         yield
 
 
-def in_range(rng: DateRange, field: str = "created_at") -> Q:
+def in_range(rng: DateRange | rollup.Span, field: str = "created_at") -> Q:
     return Q(**{f"{field}__gte": rng.start_at, f"{field}__lt": rng.end_at})
 
 
-def _bucket(rng: DateRange, *, hourly: bool, field: str = "created_at"):
+def period_bucket(rng: DateRange | rollup.Span, *, hourly: bool, field: str = "created_at"):
+    """The local day (or wall-clock hour) of a row, in the range's zone."""
     if hourly:
         return TruncHour(field, tzinfo=rng.tz)
     return TruncDate(field, tzinfo=rng.tz)
+
+
+def _rolled_rows(
+    parts: rollup.Parts,
+    models: tuple[type, type],
+    by: tuple[str, ...],
+    aggregates: dict[str, Any],
+    *,
+    periods: bool = True,
+    hourly: bool = False,
+    extra: Q | None = None,
+) -> list[dict[str, Any]]:
+    """Rows of a daily and an hourly rollup table (models) for parts.days and
+    parts.hours, grouped by `by` and, with periods, by "period": the date, or
+    the naive local hour when hourly."""
+    day_model, hour_model = models
+    rows: list[dict[str, Any]] = []
+    for model, rng in ((day_model, parts.days), (hour_model, parts.hours)):
+        if rng is None:
+            continue
+        per_hour = hourly and model is hour_model
+        group = (("day", "hour") if per_hour else ("day",)) if periods else ()
+        qs = (
+            model.objects.filter(_rolled(rng), extra or Q())
+            .values(*group, *by)
+            .annotate(**aggregates)
+            .order_by()
+        )
+        for row in qs:
+            if periods:
+                day = row.pop("day")
+                row["period"] = datetime.combine(day, time(row.pop("hour"))) if per_hour else day
+            rows.append(row)
+    return rows
+
+
+def _add(into: dict[Any, dict], key: Any, row: dict[str, Any], names: tuple[str, ...]) -> None:
+    """Add row's figures `names` into into[key] (a copy of row the first time)."""
+    if key not in into:
+        into[key] = dict(row)
+        return
+    for name in names:
+        into[key][name] += row[name]
 
 
 def bucket_key(value: Any) -> date | datetime | None:
@@ -229,27 +299,25 @@ ANNOTATION_FIGURES = tuple(_annotation_figures())
 def annotation_buckets(rng: DateRange, *, hourly: bool) -> dict[Any, dict]:
     """Annotation figures per day (or hour). Sum them for the range's totals:
     one scan of the range serves both. Closed days come from the daily rollup."""
-    if hourly:
-        return _raw_annotation_buckets(rng, hourly=True)
-    closed, open_ = rollup.closed_part(rng)
-    result = {}
-    if closed is not None:
-        rows = (
-            AnnotationDay.objects.filter(_rolled(closed))
-            .values("day")
-            .annotate(**_rolled_sums(ANNOTATION_FIGURES))
-            .order_by()
-        )
-        result.update({row.pop("day"): row for row in rows})
-    if open_ is not None:
-        result.update(_raw_annotation_buckets(open_, hourly=False))
+    parts = rollup.parts(rng, hourly=hourly)
+    result: dict[Any, dict] = {}
+    for row in _rolled_rows(
+        parts, ANNOTATION_TABLES, (), _rolled_sums(ANNOTATION_FIGURES), hourly=hourly
+    ):
+        _add(result, row.pop("period"), row, ANNOTATION_FIGURES)
+    if parts.raw is not None:
+        for key, row in _raw_annotation_buckets(parts.raw, hourly=hourly).items():
+            _add(result, key, row, ANNOTATION_FIGURES)
     return result
 
 
-def _raw_annotation_buckets(rng: DateRange, *, hourly: bool) -> dict[Any, dict]:
+ANNOTATION_TABLES = (AnnotationDay, AnnotationHour)
+
+
+def _raw_annotation_buckets(rng: DateRange | rollup.Span, *, hourly: bool) -> dict[Any, dict]:
     rows = (
         Annotation.objects.filter(in_range(rng))
-        .annotate(bucket=_bucket(rng, hourly=hourly))
+        .annotate(bucket=period_bucket(rng, hourly=hourly))
         .values("bucket")
         .annotate(**_annotation_figures())
         .order_by()
@@ -285,26 +353,25 @@ def annotated_products(rng: DateRange) -> int:
 def annotation_groups(rng: DateRange) -> list[dict[str, Any]]:
     """Annotation figures per (day, arm, model): one scan gives the cost page
     its days and its arms (a canary is compared on cost as well as quality)."""
-    closed, open_ = rollup.closed_part(rng)
-    result = []
-    if closed is not None:
-        result += [
-            {"bucket": row.pop("day"), **row}
-            for row in AnnotationDay.objects.filter(_rolled(closed))
-            .values("day", "arm", "model")
-            .annotate(**_rolled_sums(ANNOTATION_FIGURES))
-            .order_by()
-        ]
-    if open_ is not None:
+    parts = rollup.parts(rng)
+    merged: dict[tuple, dict] = {}
+    for row in _rolled_rows(
+        parts, ANNOTATION_TABLES, ("arm", "model"), _rolled_sums(ANNOTATION_FIGURES)
+    ):
+        row["bucket"] = row.pop("period")
+        _add(merged, (row["bucket"], row["arm"], row["model"]), row, ANNOTATION_FIGURES)
+    if parts.raw is not None:
         rows = (
-            Annotation.objects.filter(in_range(open_))
-            .annotate(bucket=_bucket(open_, hourly=False))
+            Annotation.objects.filter(in_range(parts.raw))
+            .annotate(bucket=period_bucket(parts.raw, hourly=False))
             .values("bucket", "arm", "model")
             .annotate(**_annotation_figures())
             .order_by()
         )
-        result += [{**row, "bucket": bucket_key(row["bucket"])} for row in rows]
-    return result
+        for row in rows:
+            row["bucket"] = bucket_key(row["bucket"])
+            _add(merged, (row["bucket"], row["arm"], row["model"]), row, ANNOTATION_FIGURES)
+    return list(merged.values())
 
 
 def sum_groups(rows: list[dict[str, Any]], by: tuple[str, ...]) -> dict[Any, dict[str, Any]]:
@@ -337,7 +404,7 @@ def latency_percentiles(rng: DateRange, *, by: str | None) -> dict[Any, tuple[fl
         return _histogram_percentiles(rng, by=by)
     answered = Annotation.objects.filter(in_range(rng), status__in=ANSWERED)
     if by == "day":
-        answered = answered.annotate(bucket=_bucket(rng, hourly=False))
+        answered = answered.annotate(bucket=period_bucket(rng, hourly=False))
         return {
             bucket_key(k): v
             for k, v in percentiles(answered, value="latency_ms", group="bucket").items()
@@ -347,23 +414,23 @@ def latency_percentiles(rng: DateRange, *, by: str | None) -> dict[Any, tuple[fl
 
 def _histogram_percentiles(rng: DateRange, *, by: str | None) -> dict[Any, tuple[float, ...]]:
     counts: dict[Any, dict[int, int]] = {}
-    closed, open_ = rollup.closed_part(rng)
-    if closed is not None:
+    parts = rollup.parts(rng)
+    rolled = _rolled_rows(
+        parts,
+        (LatencyDay, LatencyHour),
+        ("arm", "bucket") if by == "arm" else ("bucket",),
+        {"n": Sum("n")},
+        periods=by == "day",
+    )
+    for row in rolled:
+        key = row.get("period") if by == "day" else row.get("arm")
+        into = counts.setdefault(key, {})
+        into[row["bucket"]] = into.get(row["bucket"], 0) + row["n"]
+    if parts.raw is not None:
+        raw = parts.raw
         rows = (
-            LatencyDay.objects.filter(_rolled(closed))
-            .values_list(
-                "day" if by == "day" else by or Value(None, output_field=IntegerField()), "bucket"
-            )
-            .annotate(n=Sum("n"))
-            .order_by()
-        )
-        for key, bucket, n in rows:
-            into = counts.setdefault(key, {})
-            into[bucket] = into.get(bucket, 0) + n
-    if open_ is not None:
-        rows = (
-            Annotation.objects.filter(in_range(open_), status__in=ANSWERED)
-            .annotate(key=_bucket(open_, hourly=False) if by == "day" else F(by or "id"))
+            Annotation.objects.filter(in_range(raw), status__in=ANSWERED)
+            .annotate(key=period_bucket(raw, hourly=False) if by == "day" else F(by or "id"))
             .values_list(
                 "key" if by else Value(None, output_field=IntegerField()), latency_bucket()
             )
@@ -396,23 +463,22 @@ def histogram_percentiles(
 
 
 def error_counts(rng: DateRange) -> list[tuple[date, str, str, int]]:
-    """error_counts_raw for open days, the daily rollup for closed ones."""
-    closed, open_ = rollup.closed_part(rng)
-    result = []
-    if closed is not None:
-        result += list(
-            ErrorDay.objects.filter(_rolled(closed))
-            .values_list("day", "arm", "kind")
-            .annotate(n=Sum("n"))
-            .order_by()
-        )
-    if open_ is not None:
-        result += error_counts_raw(open_)
+    """error_counts_raw for what is not rolled up, the rollups for the rest
+    (rows may share a group: consumers sum them)."""
+    parts = rollup.parts(rng)
+    result = [
+        (row["period"], row["arm"], row["kind"], row["n"])
+        for row in _rolled_rows(parts, (ErrorDay, ErrorHour), ("arm", "kind"), {"n": Sum("n")})
+    ]
+    if parts.raw is not None:
+        result += error_counts_raw(parts.raw)
     return result
 
 
-def error_counts_raw(rng: DateRange) -> list[tuple[date, str, str, int]]:
-    """(day, arm, kind, count) of failed attempts recorded in Annotation.errors,
+def error_counts_raw(
+    rng: DateRange | rollup.Span, *, hourly: bool = False
+) -> list[tuple[date, str, str, int]]:
+    """(day or hour, arm, kind, count) of failed attempts recorded in Annotation.errors,
     classified in SQL: PostgreSQL expands the jsonb array with
     jsonb_array_elements_text, SQLite with json_each."""
     # Most annotations have no errors: leaving them out first also keeps
@@ -420,7 +486,7 @@ def error_counts_raw(rng: DateRange) -> list[tuple[date, str, str, int]]:
     base = (
         Annotation.objects.filter(in_range(rng))
         .exclude(errors=[])
-        .annotate(bucket=_bucket(rng, hourly=False))
+        .annotate(bucket=period_bucket(rng, hourly=hourly))
         .values("bucket", "arm", "errors")
         .order_by()
     )
@@ -450,7 +516,7 @@ def error_counts_raw(rng: DateRange) -> list[tuple[date, str, str, int]]:
 def imported_buckets(rng: DateRange, *, hourly: bool) -> dict[Any, int]:
     rows = (
         Product.objects.filter(in_range(rng))
-        .annotate(bucket=_bucket(rng, hourly=hourly))
+        .annotate(bucket=period_bucket(rng, hourly=hourly))
         .values("bucket")
         .annotate(n=Count("id"))
         .order_by()
@@ -489,27 +555,31 @@ PEOPLE_FIGURES = ("decided", "reviewed", "accepted", "edited", "rejected", "skip
 
 
 def decision_buckets(rng: DateRange, *, hourly: bool) -> dict[Any, dict]:
-    if hourly:
-        return _raw_decision_buckets(rng, hourly=True)
-    closed, open_ = rollup.closed_part(rng)
-    result = {}
-    if closed is not None:
-        rows = (
-            DecisionDay.objects.filter(_rolled(closed), decided__gt=0)
-            .values("day")
-            .annotate(**_rolled_sums(tuple(_decision_figures())))
-            .order_by()
-        )
-        result.update({row.pop("day"): row for row in rows})
-    if open_ is not None:
-        result.update(_raw_decision_buckets(open_, hourly=False))
+    parts = rollup.parts(rng, hourly=hourly)
+    names = tuple(_decision_figures())
+    result: dict[Any, dict] = {}
+    for row in _rolled_rows(
+        parts,
+        DECISION_TABLES,
+        (),
+        _rolled_sums(names),
+        hourly=hourly,
+        extra=Q(decided__gt=0),
+    ):
+        _add(result, row.pop("period"), row, names)
+    if parts.raw is not None:
+        for key, row in _raw_decision_buckets(parts.raw, hourly=hourly).items():
+            _add(result, key, row, names)
     return result
 
 
-def _raw_decision_buckets(rng: DateRange, *, hourly: bool) -> dict[Any, dict]:
+DECISION_TABLES = (DecisionDay, DecisionHour)
+
+
+def _raw_decision_buckets(rng: DateRange | rollup.Span, *, hourly: bool) -> dict[Any, dict]:
     rows = (
         Decision.objects.filter(in_range(rng), DECIDED)
-        .annotate(bucket=_bucket(rng, hourly=hourly))
+        .annotate(bucket=period_bucket(rng, hourly=hourly))
         .values("bucket")
         .annotate(**_decision_figures())
         .order_by()
@@ -524,36 +594,50 @@ def decision_totals(rng: DateRange) -> dict[str, Any]:
     return totals
 
 
+# A decision counts as at least 1 s and at most 15 min of work: a tab left
+# open over lunch is not 2 hours on one item (the lease is 10 minutes anyway).
+TIMED_BOUNDS = (1.0, 900.0)
+
+
+def timed_seconds() -> Any:
+    """Seconds a decision took by the server's clock: from the claim (the
+    rendering of the item) to the decision, shared among the items of a bulk
+    group (Decision.server_seconds). Decisions recorded before the server
+    timed them fall back to the page's own count. Bounded to TIMED_BOUNDS."""
+    low, high = TIMED_BOUNDS
+    value = Coalesce(F("server_seconds"), F("seconds_spent"), output_field=FloatField())
+    return Least(Greatest(value, Value(low)), Value(high), output_field=FloatField())
+
+
 def _people_figures() -> dict[str, Any]:
     return {
         **_decision_figures(),
         "skipped": Count("id", filter=Q(action=Decision.Action.SKIP)),
         "undone": Count("id", filter=Q(undone_at__isnull=False)),
-        "seconds": Sum("seconds_spent", default=0.0),
+        "seconds": Sum(timed_seconds(), default=0.0),
     }
 
 
 def people(rng: DateRange) -> list[dict[str, Any]]:
     """Per tagger: items decided, how, the time spent on every decision in the
     range (skips and undone ones too: that time was spent), undos."""
-    closed, open_ = rollup.closed_part(rng)
-    parts = []
-    if closed is not None:
-        parts += (
-            DecisionDay.objects.filter(_rolled(closed))
-            .values("reviewer_id")
-            .annotate(**_rolled_sums(PEOPLE_FIGURES), seconds=Sum("seconds", default=0.0))
-            .order_by()
-        )
-    if open_ is not None:
-        parts += (
-            Decision.objects.filter(in_range(open_))
+    parts = rollup.parts(rng)
+    found = _rolled_rows(
+        parts,
+        DECISION_TABLES,
+        ("reviewer_id",),
+        {**_rolled_sums(PEOPLE_FIGURES), "seconds": Sum("seconds", default=0.0)},
+        periods=False,
+    )
+    if parts.raw is not None:
+        found += (
+            Decision.objects.filter(in_range(parts.raw))
             .values("reviewer_id")
             .annotate(**_people_figures())
             .order_by()
         )
     merged: dict[int, dict[str, Any]] = {}
-    for row in parts:
+    for row in found:
         into = merged.setdefault(
             row["reviewer_id"],
             {"reviewer_id": row["reviewer_id"], **dict.fromkeys(PEOPLE_FIGURES, 0), "seconds": 0.0},
@@ -574,10 +658,10 @@ def people_totals(rng: DateRange) -> dict[str, Any]:
 
 
 def median_seconds(rng: DateRange, *, by_reviewer: bool) -> dict[Any, float]:
-    """Median seconds_spent of decided items, per reviewer id or overall (key None)."""
-    decided = Decision.objects.filter(in_range(rng), DECIDED)
+    """Median timed_seconds of decided items, per reviewer id or overall (key None)."""
+    decided = Decision.objects.filter(in_range(rng), DECIDED).annotate(timed=timed_seconds())
     result = percentiles(
-        decided, value="seconds_spent", group="reviewer_id" if by_reviewer else None, ps=(0.5,)
+        decided, value="timed", group="reviewer_id" if by_reviewer else None, ps=(0.5,)
     )
     return {key: values[0] for key, values in result.items()}
 
@@ -586,23 +670,24 @@ def median_seconds(rng: DateRange, *, by_reviewer: bool) -> dict[Any, float]:
 
 
 def decision_breakdown(rng: DateRange) -> list[dict[str, Any]]:
-    """decision_breakdown_raw for open days, the daily rollup for closed ones
-    (rows of both may share a group: consumers sum them)."""
-    closed, open_ = rollup.closed_part(rng)
-    result = []
-    if closed is not None:
-        result += list(
-            BreakdownDay.objects.filter(_rolled(closed))
-            .values("arm", "model", "prompt_version_id", "audit", "action")
-            .annotate(n=Sum("n"))
-            .order_by()
-        )
-    if open_ is not None:
-        result += decision_breakdown_raw(open_)
+    """decision_breakdown_raw for what is not rolled up, the rollups for the
+    rest (rows may share a group: consumers sum them)."""
+    parts = rollup.parts(rng)
+    result = _rolled_rows(
+        parts,
+        (BreakdownDay, BreakdownHour),
+        ("arm", "model", "prompt_version_id", "audit", "action"),
+        {"n": Sum("n")},
+        periods=False,
+    )
+    if parts.raw is not None:
+        result += decision_breakdown_raw(parts.raw)
     return result
 
 
-def decision_breakdown_raw(rng: DateRange) -> list[dict[str, Any]]:
+def decision_breakdown_raw(
+    rng: DateRange | rollup.Span, *, hourly: bool = False, by_period: bool = False
+) -> list[dict[str, Any]]:
     """Decided items (accept, edit, reject; not undone) per action and per the
     arm, model, prompt version and audit flag of the annotation decided on
     (Decision.annotation: the product's latest annotation when the decision
@@ -611,8 +696,13 @@ def decision_breakdown_raw(rng: DateRange) -> list[dict[str, Any]]:
     Raw SQL for one reason: joined the ORM way, PostgreSQL hashes the whole
     annotation table to match a week of decisions. A LATERAL subquery with
     OFFSET 0 (which the planner does not flatten) makes it one primary-key
-    probe per decision. SQLite joins by index lookups anyway."""
-    base = Decision.objects.filter(in_range(rng), DECIDED).values("action", "annotation_id")
+    probe per decision. SQLite joins by index lookups anyway.
+
+    by_period: each row also has "period", its local day (hourly: hour)."""
+    base = Decision.objects.filter(in_range(rng), DECIDED)
+    if by_period:
+        base = base.annotate(period=period_bucket(rng, hourly=hourly))
+    base = base.values("action", "annotation_id", *(("period",) if by_period else ()))
     sql, params = base.order_by().query.sql_with_params()
     # Only the quoted table name and the ORM's own SQL are interpolated.
     table = connection.ops.quote_name(Annotation._meta.db_table)
@@ -625,7 +715,8 @@ def decision_breakdown_raw(rng: DateRange) -> list[dict[str, Any]]:
         join = f"LEFT JOIN {table} AS a ON a.id = base.annotation_id"
     query = (
         "SELECT a.arm, a.model, a.prompt_version_id, a.review_reason = %s, "  # noqa: S608
-        f"base.action, COUNT(*) FROM ({sql}) AS base {join} GROUP BY 1, 2, 3, 4, 5"
+        f"base.action, {'base.period' if by_period else 'NULL'}, COUNT(*) "
+        f"FROM ({sql}) AS base {join} GROUP BY 1, 2, 3, 4, 5{', 6' if by_period else ''}"
     )
     with connection.cursor() as cursor:
         cursor.execute(query, [A.Reason.AUDIT, *params])
@@ -638,8 +729,9 @@ def decision_breakdown_raw(rng: DateRange) -> list[dict[str, Any]]:
             "audit": bool(audit),
             "action": action,
             "n": n,
+            **({"period": period} if by_period else {}),
         }
-        for arm, model, prompt, audit, action, n in rows
+        for arm, model, prompt, audit, action, period, n in rows
     ]
 
 

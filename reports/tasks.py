@@ -1,4 +1,4 @@
-"""Beat task keeping the daily rollups current (see reports.rollup)."""
+"""Beat task keeping the daily and hourly rollups current (see reports.rollup)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,14 @@ from datetime import timedelta
 from celery import shared_task
 from django.utils import timezone
 
-from reports.rollup import rollup_day
+from reports.dates import DateRange
+from reports.rollup import OPEN_DAYS, ensure_rolled, hours_advance
 
 
 @shared_task(name="reports.rollup_recent")
 def rollup_recent() -> None:
-    """Roll up yesterday and today (local days); idempotent."""
-    today = timezone.localdate()
-    for day in (today - timedelta(days=1), today):
-        rollup_day(day)
+    """Advance the hourly rows (yesterday and today) to now minus the settling
+    time, and give the newest closed day its final daily rollup; idempotent."""
+    hours_advance()
+    closed = timezone.localdate() - timedelta(days=OPEN_DAYS)
+    ensure_rolled(DateRange(closed, closed, timezone.get_default_timezone()))

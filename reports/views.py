@@ -20,7 +20,7 @@ from django.views.decorators.http import require_GET
 
 from accounts.roles import MANAGERS, role_required
 from config.http import HtmxHttpRequest
-from reports import pages
+from reports import pages, rollup
 from reports.dates import DateRange, number_from_params, range_from_params
 from reports.selectors import report_reads
 from reports.tables import tables_csv
@@ -143,6 +143,8 @@ def _report_page(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     now = timezone.now()
     rng, errors = range_from_params(request.GET, now=now)
     inputs, input_errors = _inputs(request)
+    # Writes first, in their own transactions: the page then reads one snapshot.
+    rollup.bring_current(rng, now=now)
     with report_reads():
         report = spec.build(rng, now, inputs)
     if request.GET.get("format") == "csv":

@@ -53,9 +53,15 @@ class Decision(models.Model):
     # What the product held before, so an undo can restore it exactly.
     previous = models.JSONField(default=dict, blank=True)
     reason = models.CharField(max_length=300, blank=True)
+    # Time on screen as the page measured it: a hint only (a browser can
+    # report anything); reports time decisions by server_seconds.
     seconds_spent = models.FloatField(default=0)
     version_after = models.PositiveIntegerField(default=0)
     started_at = models.DateTimeField(null=True, blank=True)
+    # The server's timing: from the claim (started_at) to this decision; in
+    # bulk mode the group's time shared equally among the items accepted.
+    # Null on decisions recorded before it was measured.
+    server_seconds = models.FloatField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     undone_at = models.DateTimeField(null=True, blank=True)
 

@@ -309,11 +309,15 @@ def decision_record(
     shown: str,
     reason: str = "",
     seconds: float = 0.0,
+    shared_by: int = 1,
 ) -> Outcome:
     """Apply accept / edit / reject / skip to a product the reviewer holds.
 
     `shown` is the token of the rendering the reviewer decided on: the page
-    sends it once the item is painted. Without the current one, NotShown."""
+    sends it once the item is painted. Without the current one, NotShown.
+    `seconds` is the page's own count (a hint); the server times the decision
+    from the claim, divided by `shared_by` when one rendering showed that many
+    items decided together (bulk mode)."""
     vocabulary = vocabulary or vocabulary_current()
     product = Product.objects.select_for_update().filter(pk=product_id).first()
     claim = Claim.objects.filter(product_id=product_id).first()
@@ -348,6 +352,7 @@ def decision_record(
         "attributes": product.attributes,
         "tags": product.tags,
     }
+    server_seconds = (timezone.now() - claim.claimed_at).total_seconds() / max(shared_by, 1)
     if action == Decision.Action.SKIP:
         Claim.objects.filter(product=product, reviewer=reviewer).delete()
         decision = Decision.objects.create(
@@ -360,6 +365,7 @@ def decision_record(
             seconds_spent=seconds,
             version_after=product.version,
             started_at=claim.claimed_at,
+            server_seconds=server_seconds,
         )
         return Outcome(decision, "Skipped.")
     if not held:
@@ -407,6 +413,7 @@ def decision_record(
         seconds_spent=seconds,
         version_after=version + 1,
         started_at=claim.claimed_at,
+        server_seconds=server_seconds,
     )
     if action != Decision.Action.REJECT:
         _corrections_record(
@@ -580,6 +587,7 @@ def review_bulk_accept(
                 action=Decision.Action.ACCEPT,
                 vocabulary=vocabulary,
                 shown=shown,
+                shared_by=len(accept),
             )
             accepted += 1
         except (StaleSubmission, InvalidValues, NotShown):

@@ -84,6 +84,10 @@ def test_batch_from_the_browser_shows_live_progress(
     assert "<strong>1</strong> / 1 done (100%)" in fragment
     assert "every 2s" not in fragment  # a finished batch stops polling
     assert "cost so far $0.0002" in fragment
+    # the latest answers show the thumbnail of the image the model saw
+    seen = Annotation.objects.get().image_id
+    assert seen == products[0].images.get().pk
+    assert f'src="{reverse("image_thumb", args=[seen])}"' in fragment
     page = client.get(reverse("batch_detail", args=[batch.pk])).content.decode()
     assert "<header" in page and 'id="batch-progress"' in page
     assert Product.objects.get(pk=products[1].pk).status == "pending"

@@ -432,6 +432,31 @@ def test_bulk_accept_with_one_unticked(new_page, reviewer, queue):
     ]
 
 
+def test_the_bulk_grid_shows_thumbnails_all_loaded_before_it_takes_keys(new_page, reviewer, queue):
+    # given four items whose stored photos are 640 x 800
+    products = queue(4)
+    stored = {image.pk: image for image in ProductImage.objects.filter(product__in=products)}
+    page = new_page(reviewer)
+
+    page.goto("/review/bulk/")
+    page.wait_for_selector("#bulk[data-ready]")
+
+    # then every tile shows its intake thumbnail (<= 256 px), decoded
+    tiles = page.eval_on_selector_all(
+        "#bulk .tile img",
+        """images => images.map(img => ({
+            src: img.getAttribute("src"), complete: img.complete,
+            width: img.naturalWidth, height: img.naturalHeight}))""",
+    )
+    assert len(tiles) == 4
+    for tile in tiles:
+        image_id = int(tile["src"].split("/")[2])
+        assert tile["src"] == f"/images/{image_id}/thumb/"
+        assert tile["complete"] and 0 < max(tile["width"], tile["height"]) <= 256
+        assert max(stored[image_id].width, stored[image_id].height) > 256
+    assert page.evaluate("performance.getEntriesByName('loupe:painted').length") == 1
+
+
 def test_two_taggers_never_see_the_same_item(new_page, queue):
     products = queue(6)
     pages = [new_page(tagger_named("ann")), new_page(tagger_named("bob"))]

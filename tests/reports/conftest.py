@@ -16,7 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from html.parser import HTMLParser
 from itertools import count
@@ -117,17 +117,20 @@ def make_annotation(
 
 def make_decision(
     *,
-    at: str,
+    at: str | datetime,
     reviewer,
     action: str = "accept",
     annotation: Annotation | None = None,
     seconds: float = 10.0,
+    server_seconds: float | None = None,
     undone: bool = False,
     category: Category | None = None,
 ) -> Decision:
     """A decision as review.services.decision_record writes it: on the product's
-    latest annotation, `after` holding the final category. Without one given,
-    the annotation is from New Year's Day, outside every range tested."""
+    latest annotation, `after` holding the final category, timed by the server
+    from the claim (server_seconds; None: a decision from before the server
+    timed them). Without an annotation given, it is from New Year's Day,
+    outside every range tested."""
     annotation = annotation or make_annotation(
         at=OLD, route="needs_review", reason="low_confidence"
     )
@@ -139,9 +142,15 @@ def make_decision(
         action=action,
         after={} if action == "skip" else after,
         seconds_spent=seconds,
-        undone_at=local(at) if undone else None,
+        server_seconds=server_seconds,
+        undone_at=_when(at) if undone else None,
     )
-    return _stamp(decision, local(at))
+    decision = _stamp(decision, _when(at))
+    if server_seconds is not None:
+        started = decision.created_at - timedelta(seconds=server_seconds)
+        Decision.objects.filter(pk=decision.pk).update(started_at=started)
+        decision.started_at = started
+    return decision
 
 
 def make_correction(decision: Decision, *, field: str, at: str | None = None) -> Correction:
@@ -161,6 +170,38 @@ def make_correction(decision: Decision, *, field: str, at: str | None = None) ->
         reviewer=decision.reviewer,
     )
     return _stamp(correction, local(at) if at else decision.created_at)
+
+
+def report_figures(rng, now) -> dict:
+    """Every table of every page over rng, and the selectors the pages share."""
+    from reports import pages
+    from reports import selectors as s
+
+    inputs = pages.Inputs(target=None, baseline_price=None)
+    built = {
+        "throughput": pages.throughput(rng, now),
+        "people": pages.people(rng, now, inputs),
+        "quality": pages.quality(rng, now),
+        "cost": pages.cost(rng, now, inputs),
+        "overview": pages.overview(rng, now, inputs),
+    }
+    tables = {
+        name: [(t.id, t.rows, t.total) for t in report.tables] for name, report in built.items()
+    }
+    selectors = {
+        "annotation_buckets": s.annotation_buckets(rng, hourly=False),
+        "annotation_hours": s.annotation_buckets(rng, hourly=True) if rng.hourly else None,
+        "annotation_totals": s.annotation_totals(rng),
+        "annotation_groups": sorted(
+            s.annotation_groups(rng), key=lambda r: (r["bucket"], r["arm"], r["model"])
+        ),
+        "decision_buckets": s.decision_buckets(rng, hourly=False),
+        "decision_hours": s.decision_buckets(rng, hourly=True) if rng.hourly else None,
+        "decision_totals": s.decision_totals(rng),
+        "people": s.people(rng),
+        "people_totals": s.people_totals(rng),
+    }
+    return {"tables": tables, "selectors": selectors}
 
 
 @pytest.fixture

@@ -8,12 +8,12 @@ from datetime import datetime, timedelta
 import pytest
 from django.utils import timezone
 
-from reports import pages, rollup
+from reports import rollup
 from reports import selectors as s
 from reports.dates import DateRange
 from reports.models import AnnotationDay, DecisionDay, RollupDay
 from tests.factories import UserFactory
-from tests.reports.conftest import make_annotation, make_decision
+from tests.reports.conftest import make_annotation, make_decision, report_figures
 
 pytestmark = pytest.mark.django_db
 
@@ -79,41 +79,15 @@ def test_rollup_day_is_idempotent(spread):
     assert sum(d.decided for d in DecisionDay.objects.filter(day=day)) == 6
 
 
-def _reports(rng: DateRange, now: datetime) -> dict:
-    inputs = pages.Inputs(target=None, baseline_price=None)
-    built = {
-        "throughput": pages.throughput(rng, now),
-        "people": pages.people(rng, now, inputs),
-        "quality": pages.quality(rng, now),
-        "cost": pages.cost(rng, now, inputs),
-        "overview": pages.overview(rng, now, inputs),
-    }
-    tables = {
-        name: [(t.id, t.rows, t.total) for t in report.tables] for name, report in built.items()
-    }
-    selectors = {
-        "annotation_buckets": s.annotation_buckets(rng, hourly=False),
-        "annotation_totals": s.annotation_totals(rng),
-        "annotation_groups": sorted(
-            s.annotation_groups(rng), key=lambda r: (r["bucket"], r["arm"], r["model"])
-        ),
-        "decision_buckets": s.decision_buckets(rng, hourly=False),
-        "decision_totals": s.decision_totals(rng),
-        "people": s.people(rng),
-        "people_totals": s.people_totals(rng),
-    }
-    return {"tables": tables, "selectors": selectors}
-
-
 def test_report_from_rollups_equals_report_from_raw_rows(spread, monkeypatch):
     today = timezone.localdate()
     rng = DateRange(today - timedelta(days=29), today, timezone.get_default_timezone())
 
     now = timezone.now()  # one instant: per-day rates depend on it
-    from_rollups = _reports(rng, now)
+    from_rollups = report_figures(rng, now)
     assert RollupDay.objects.count() == 28  # every closed day, empty ones included
-    monkeypatch.setattr(rollup, "split", lambda rng, now=None: (None, rng))
-    from_raw = _reports(rng, now)
+    monkeypatch.setattr(rollup, "parts", lambda rng, hourly=False: rollup.Parts(None, None, rng))
+    from_raw = report_figures(rng, now)
 
     assert from_rollups["selectors"] == from_raw["selectors"]
     assert from_rollups["tables"] == from_raw["tables"]
@@ -137,16 +111,17 @@ def test_an_early_rollup_is_recomputed_a_final_one_is_not(spread):
     assert s.annotation_totals(wide)["annotated"] == 9 + 2 + 9
 
 
-def test_beat_task_rolls_up_yesterday_and_today(spread):
+def test_beat_task_advances_the_hours_and_rolls_up_the_newest_closed_day(spread):
+    from reports.models import AnnotationHour, HourlyWatermark
     from reports.tasks import rollup_recent
 
     rollup_recent()
 
     today = timezone.localdate()
-    assert set(RollupDay.objects.values_list("day", flat=True)) == {
-        today - timedelta(days=1),
-        today,
-    }
+    assert set(RollupDay.objects.values_list("day", flat=True)) == {today - timedelta(days=2)}
+    mark = HourlyWatermark.objects.get()
+    assert abs(mark.rolled_until - (timezone.now() - rollup.settle())).total_seconds() < 60
+    assert sum(AnnotationHour.objects.values_list("annotated", flat=True)) == 9  # yesterday
 
 
 def test_long_ranges_interpolate_percentiles_within_five_percent(reviewer):

@@ -813,6 +813,39 @@ def test_the_current_token_decides_and_records_the_claim_time(queued, tagger):
     assert row(product)["status"] == "reviewed"
 
 
+def test_the_server_times_a_decision_from_the_claim_whatever_the_page_says(queued, tagger):
+    # given an item claimed 42 s ago, the page claiming 0.01 s on screen
+    (product,) = queued(UNSURE)
+    claim = review_item_claim(reviewer=tagger)
+    Claim.objects.filter(pk=claim.pk).update(claimed_at=claim.claimed_at - timedelta(seconds=42))
+
+    outcome = decide(tagger, product, "accept", shown=claim.shown_token, seconds=0.01)
+
+    decision = Decision.objects.get(pk=outcome.decision.pk)
+    assert 42 <= decision.server_seconds < 52
+    assert decision.seconds_spent == 0.01  # kept as the page's hint
+    assert decision.started_at == claim.claimed_at - timedelta(seconds=42)
+
+
+def test_bulk_accept_shares_the_groups_time_among_the_items_accepted(queued, tagger):
+    # given a group of two on screen for a minute
+    shirt1, shirt2 = queued(UNSURE, UNSURE)
+    review_bulk_claim(reviewer=tagger)
+    Claim.objects.update(claimed_at=timezone.now() - timedelta(seconds=60))
+
+    review_bulk_accept(
+        reviewer=tagger,
+        accept={shirt1.pk: row(shirt1)["version"], shirt2.pk: row(shirt2)["version"]},
+        release=[],
+        vocabulary=vocabulary_current(),
+        shown=shown_token(tagger, shirt1),
+    )
+
+    timed = list(Decision.objects.values_list("server_seconds", flat=True))
+    assert len(timed) == 2
+    assert all(30 <= seconds < 35 for seconds in timed)
+
+
 def test_bulk_accept_of_a_group_not_shown_changes_nothing(queued, tagger):
     shirt1, shirt2 = queued(UNSURE, UNSURE)
     old = review_bulk_claim(reviewer=tagger)[0].shown_token
