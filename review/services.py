@@ -103,9 +103,14 @@ def claim_held(*, reviewer) -> Claim | None:
 
 
 @transaction.atomic
-def review_item_claim(*, reviewer, exclude: list[int] | None = None) -> Claim | None:
-    """The reviewer's current item, or the oldest open one, leased to them."""
-    held = claim_held(reviewer=reviewer)
+def review_item_claim(
+    *, reviewer, exclude: list[int] | None = None, after_decision: bool = False
+) -> Claim | None:
+    """The reviewer's current item, or the oldest open one, leased to them.
+
+    `after_decision`: the reviewer's item was just decided (its lease deleted
+    in that transaction), so there is no current item to look for."""
+    held = None if after_decision else claim_held(reviewer=reviewer)
     if held is not None and held.product.status == Product.Status.NEEDS_REVIEW:
         # Shown again (a reload, an undo): the earlier rendering's token is void.
         held.expires_at = _lease_end()
@@ -211,8 +216,11 @@ def review_claim_release(*, reviewer, product_ids: list[int], shown: str | None 
 
 
 def latest_annotation(product: Product) -> Annotation | None:
+    """The product's latest answer with what the review page and a decision
+    read (category path, image); the raw response text is left in the database."""
     return (
-        Annotation.objects.select_related("category", "prompt_version", "image")
+        Annotation.objects.select_related("category", "image")
+        .defer("raw_response")
         .filter(product=product)
         .order_by("-id")
         .first()
@@ -452,7 +460,7 @@ def _corrections_record(
             final_value=final[name][:500],
             category_id=after.get("category_id"),
             model=annotation.model if annotation else "",
-            prompt_version=annotation.prompt_version if annotation else None,
+            prompt_version_id=annotation.prompt_version_id if annotation else None,
             arm=annotation.arm if annotation else "",
             reviewer=decision.reviewer,
         )

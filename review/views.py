@@ -11,6 +11,8 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
+from django.core.cache import cache
+from django.db import transaction
 from django.db.models import Exists, OuterRef, Subquery
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
@@ -22,7 +24,7 @@ from django_htmx.http import trigger_client_event
 from accounts.roles import TAGGERS, TAXONOMY_ADMINS, role_required
 from annotator.models import Annotation
 from catalog.models import Attribute, Product, ProductImage
-from catalog.taxonomy.vocabulary import vocabulary_current
+from catalog.taxonomy.vocabulary import Vocabulary, vocabulary_current
 from config.http import HtmxHttpRequest
 from review import services
 from review.models import Claim, Decision
@@ -33,6 +35,7 @@ REVIEWERS = (TAGGERS, TAXONOMY_ADMINS)
 LOW_CONFIDENCE = 0.7
 # Images of the next open items the browser fetches ahead (peeked, not claimed).
 PREFETCH_IMAGES = 3
+UPCOMING_KEY, UPCOMING_SECONDS = "review:upcoming-images", 5
 BULK_SIZE = 40
 # Images smaller than this (longest side, px) are enlarged with visible pixels.
 SMALL_IMAGE = 400
@@ -67,9 +70,12 @@ def review_queue(request: HtmxHttpRequest) -> HttpResponse:
 
 @require_POST
 @role_required(*REVIEWERS)
+@transaction.atomic
 def review_decide(request: HtmxHttpRequest, product_id: int, action: str) -> HttpResponse:
-    """Accept, edit, reject or skip the item, then show the next one."""
+    """Accept, edit, reject or skip the item, then show the next one: one
+    transaction for both (one commit on the path a tagger waits on)."""
     values = _posted_values(request) if action == Decision.Action.EDIT else None
+    vocabulary = vocabulary_current()  # one check of the taxonomy for the whole request
     try:
         outcome = services.decision_record(
             reviewer=request.user,
@@ -77,7 +83,7 @@ def review_decide(request: HtmxHttpRequest, product_id: int, action: str) -> Htt
             version=_int(request.POST.get("version")),
             action=action,
             values=values,
-            vocabulary=vocabulary_current(),
+            vocabulary=vocabulary,
             shown=request.POST.get("shown", ""),
             reason=request.POST.get("reason", "").strip(),
             seconds=_seconds(request.POST.get("seconds")),
@@ -99,7 +105,13 @@ def review_decide(request: HtmxHttpRequest, product_id: int, action: str) -> Htt
         product = Product.objects.get(pk=product_id)
         token = services.claim_shown_token_renew(reviewer=request.user, product_id=product_id)
         context = _item_context(
-            request, product, shown_token=token, editing=True, errors=exc.errors, values=values
+            request,
+            product,
+            shown_token=token,
+            editing=True,
+            errors=exc.errors,
+            values=values,
+            vocabulary=vocabulary,
         )
         return _render_queue(request, context)
     else:
@@ -109,7 +121,8 @@ def review_decide(request: HtmxHttpRequest, product_id: int, action: str) -> Htt
             f"{outcome.decision.product.sku}: {outcome.message}",
             extra_tags="undoable" if undoable else "",
         )
-    return _next_item(request)
+        return _next_item(request, vocabulary=vocabulary, after_decision=True)
+    return _next_item(request, vocabulary=vocabulary)
 
 
 @require_POST
@@ -243,15 +256,22 @@ def _render_queue(
     return render(request, "review/queue.html", context, status=status)
 
 
-def _next_item(request: HtmxHttpRequest, status: int = 200) -> HttpResponse:
+def _next_item(
+    request: HtmxHttpRequest,
+    status: int = 200,
+    vocabulary: Vocabulary | None = None,
+    after_decision: bool = False,
+) -> HttpResponse:
     """After a decision: the next item for htmx, POST-redirect-GET without it."""
     if not request.htmx and status == 200:
         return redirect("review_queue")
-    claim = services.review_item_claim(reviewer=request.user)
+    claim = services.review_item_claim(reviewer=request.user, after_decision=after_decision)
     if claim is None:
         return _render_queue(request, _empty_context(request), status)
     return _render_queue(
-        request, _item_context(request, claim.product, shown_token=claim.shown_token), status
+        request,
+        _item_context(request, claim.product, shown_token=claim.shown_token, vocabulary=vocabulary),
+        status,
     )
 
 
@@ -273,6 +293,7 @@ def _item_context(
     errors: dict[str, str] | None = None,
     values: dict[str, Any] | None = None,
     stats: bool = True,
+    vocabulary: Vocabulary | None = None,
 ) -> dict[str, Any]:
     annotation = services.latest_annotation(product)
     suggestion = services.suggestion_values(annotation)
@@ -286,7 +307,7 @@ def _item_context(
     if values is None:
         # A blind audit is edited from scratch, so the suggestion cannot anchor it.
         values = {"category": "", "attributes": {}, "tags": []} if blind else suggestion
-    rows = _field_rows(annotation, suggestion, values, errors)
+    rows = _field_rows(annotation, suggestion, values, errors, vocabulary or vocabulary_current())
     _first_row(rows)["first"] = True
     image = _image_for(product, annotation)
     return {
@@ -311,6 +332,7 @@ def _field_rows(
     suggestion: dict[str, Any],
     values: dict[str, Any],
     errors: dict[str, str],
+    vocabulary: Vocabulary,
 ) -> list[dict[str, Any]]:
     """One row per field: the AI's value and confidence, and the edit input."""
     confidence = annotation.field_confidence if annotation else {}
@@ -335,7 +357,6 @@ def _field_rows(
     # The attributes that apply to the category being decided (every active
     # one while it is blank), then any other the suggestion holds: a stored
     # answer from before an attribute was limited or deactivated still shows.
-    vocabulary = vocabulary_current()
     matches = vocabulary.find_categories(values.get("category"))
     codes = vocabulary.attributes_for(matches[0] if matches else None)
     codes += [code for code in suggestion["attributes"] if code not in codes]
@@ -422,20 +443,23 @@ def _image_for(product: Product, annotation: Annotation | None) -> ProductImage 
 
 
 def _upcoming_images(*, exclude: int) -> list[int]:
-    """Primary image ids of the next open items, oldest first (one query)."""
-    live = Claim.objects.filter(product=OuterRef("pk"), expires_at__gt=timezone.now())
-    primary = ProductImage.objects.filter(
-        product=OuterRef("pk"), status=ProductImage.Status.READY
-    ).order_by("position")
-    image_ids = (
-        Product.objects.filter(status=Product.Status.NEEDS_REVIEW)
-        .exclude(pk=exclude)
-        .exclude(Exists(live))
-        .annotate(image_id=Subquery(primary.values("id")[:1]))
-        .order_by("id")
-        .values_list("image_id", flat=True)[:PREFETCH_IMAGES]
-    )
-    return [image_id for image_id in image_ids if image_id]
+    """Primary image ids of the next open items, oldest first: a prefetch hint,
+    so one query's answer is shared by every reviewer for a few seconds."""
+    upcoming = cache.get(UPCOMING_KEY)
+    if upcoming is None:
+        live = Claim.objects.filter(product=OuterRef("pk"), expires_at__gt=timezone.now())
+        primary = ProductImage.objects.filter(
+            product=OuterRef("pk"), status=ProductImage.Status.READY
+        ).order_by("position")
+        upcoming = list(
+            Product.objects.filter(status=Product.Status.NEEDS_REVIEW)
+            .exclude(Exists(live))
+            .annotate(image_id=Subquery(primary.values("id")[:1]))
+            .order_by("id")
+            .values_list("id", "image_id")[: PREFETCH_IMAGES + 1]
+        )
+        cache.set(UPCOMING_KEY, upcoming, UPCOMING_SECONDS)
+    return [image_id for pk, image_id in upcoming if pk != exclude and image_id][:PREFETCH_IMAGES]
 
 
 def _bulk_context(request: HtmxHttpRequest, claims: list[Claim]) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import email.utils
+import functools
 import math
 import random
 import time
@@ -19,6 +20,7 @@ from collections.abc import Callable
 from datetime import UTC
 from typing import Any
 
+import httpx2
 import openai
 from openai.types.chat import ChatCompletion
 
@@ -38,6 +40,13 @@ REPAIR_PROMPT = (
 _FORMATS = ("json_schema", "json_object", "none")
 _FORMAT_WORDS = ("response_format", "json_schema", "json_object", "structured output")
 _STATUS_LABELS = {408: "request timeout", 409: "conflict", 429: "rate limited"}
+
+
+@functools.cache
+def _tls_context():
+    """One TLS context per process, the one the SDK would build: building it
+    reads the CA bundle (~23 ms), which every new client paid again."""
+    return httpx2.create_ssl_context()
 
 
 class OpenAIProvider:
@@ -63,7 +72,11 @@ class OpenAIProvider:
         # before each attempt. Local servers (vLLM, Ollama) need no key, but
         # the SDK insists on one.
         self._client = openai.OpenAI(
-            base_url=base_url, api_key=api_key or "no-key", timeout=timeout, max_retries=0
+            base_url=base_url,
+            api_key=api_key or "no-key",
+            timeout=timeout,
+            max_retries=0,
+            http_client=openai.DefaultHttpxClient(verify=_tls_context()),
         )
         # What this server accepts; only ever downgraded (see module docstring).
         self._format = _FORMATS[0]

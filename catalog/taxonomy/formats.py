@@ -367,31 +367,60 @@ def taxonomy_load(*, spec: TaxonomySpec) -> LoadReport:
                 by_google[item.google_id] = category
         Category.objects.bulk_create(new)  # sets each one's pk (PostgreSQL, SQLite 3.35+)
 
-    for position, attr_spec in enumerate(spec.attributes):
-        attribute, created = Attribute.objects.get_or_create(
-            code=attr_spec.code, defaults={"name": attr_spec.name, "position": position}
-        )
-        changed = not created and attribute.name != attr_spec.name
+    _attributes_load(spec.attributes, by_path, report)
+    return report
+
+
+def _attributes_load(
+    specs: list[AttributeSpec], by_path: dict[tuple[str, ...], Category], report: LoadReport
+) -> None:
+    """The attributes of a spec, their scopes and values, in a constant number
+    of queries (one per kind of row), not four per attribute."""
+    for attr_spec in specs:
+        missing = [p for p in attr_spec.categories or () if p not in by_path]
+        if missing:
+            raise TaxonomyFileError(
+                [
+                    (f"attribute {attr_spec.code}", f"no category {PATH_SEPARATOR.join(p)!r}")
+                    for p in missing
+                ]
+            )
+    existing = {a.code: a for a in Attribute.objects.filter(code__in=[a.code for a in specs])}
+    new_attributes = [
+        Attribute(code=attr_spec.code, name=attr_spec.name, position=position)
+        for position, attr_spec in enumerate(specs)
+        if attr_spec.code not in existing
+    ]
+    Attribute.objects.bulk_create(new_attributes)
+    created = {attribute.code for attribute in new_attributes}
+    attributes = existing | {attribute.code: attribute for attribute in new_attributes}
+
+    through = Attribute.categories.through
+    scopes: dict[int, set[int]] = {}
+    for attribute_id, category_id in through.objects.filter(
+        attribute__in=list(existing.values())
+    ).values_list("attribute_id", "category_id"):
+        scopes.setdefault(attribute_id, set()).add(category_id)
+    stored_values: dict[int, dict[str, AttributeValue]] = {}
+    for value in AttributeValue.objects.filter(attribute__in=list(existing.values())):
+        stored_values.setdefault(value.attribute_id, {})[value.name.lower()] = value
+
+    rescoped: dict[int, set[int]] = {}
+    new_values: list[AttributeValue] = []
+    for attr_spec in specs:
+        attribute = attributes[attr_spec.code]
+        changed = attr_spec.code not in created and attribute.name != attr_spec.name
         attribute.name = attr_spec.name
         if attr_spec.is_active is not None and attribute.is_active != attr_spec.is_active:
             attribute.is_active, changed = attr_spec.is_active, True
         if attr_spec.categories is not None:
-            missing = [p for p in attr_spec.categories if p not in by_path]
-            if missing:
-                raise TaxonomyFileError(
-                    [
-                        (f"attribute {attr_spec.code}", f"no category {PATH_SEPARATOR.join(p)!r}")
-                        for p in missing
-                    ]
-                )
             scope = {by_path[path].pk for path in attr_spec.categories}
-            if scope != set(attribute.categories.values_list("pk", flat=True)):
-                attribute.categories.set(scope)
+            if scope != scopes.get(attribute.pk, set()):
+                rescoped[attribute.pk] = scope
                 changed = True
         if changed:
             attribute.save()  # bumps updated_at, so the vocabulary is rebuilt
-        values = {} if created else {v.name.lower(): v for v in attribute.values.all()}
-        new_values: list[AttributeValue] = []
+        values = stored_values.get(attribute.pk, {})
         for value_position, value_spec in enumerate(attr_spec.values):
             wanted = {
                 "name": value_spec.name,
@@ -402,6 +431,7 @@ def taxonomy_load(*, spec: TaxonomySpec) -> LoadReport:
             value = values.get(value_spec.name.lower())
             if value is None:
                 value = AttributeValue(attribute=attribute, position=value_position, **wanted)
+                values[value_spec.name.lower()] = value
                 new_values.append(value)
                 report.created += 1
             elif any(getattr(value, key) != v for key, v in wanted.items()):
@@ -411,8 +441,14 @@ def taxonomy_load(*, spec: TaxonomySpec) -> LoadReport:
                 report.updated += 1
             else:
                 report.unchanged += 1
-        AttributeValue.objects.bulk_create(new_values)
-    return report
+    if rescoped:
+        through.objects.filter(attribute_id__in=list(rescoped)).delete()
+        through.objects.bulk_create(
+            through(attribute_id=attribute_id, category_id=category_id)
+            for attribute_id, scope in rescoped.items()
+            for category_id in scope
+        )
+    AttributeValue.objects.bulk_create(new_values)
 
 
 # --- export -----------------------------------------------------------------

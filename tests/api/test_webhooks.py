@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from datetime import timedelta
 
 import pytest
@@ -18,6 +19,7 @@ from api.services.webhooks import (
     webhook_endpoint_create,
     webhooks_sweep,
 )
+from catalog.events import Publisher
 from catalog.models import Product, ProductEvent
 from tests.waiting import wait_for
 
@@ -271,3 +273,26 @@ def test_a_chunk_of_events_fans_out_once_to_the_endpoints_of_each_kind(receiver,
     assert not ProductEvent.objects.filter(dispatched_at__isnull=True).exists()
     assert webhook_events_dispatch(event_ids=[e.pk for e in events]) == []  # once only
     assert WebhookDelivery.objects.count() == 5
+
+
+def test_events_are_published_off_the_request_thread_and_merged_while_one_is_sent():
+    """The outbox publisher: the caller never waits for the broker, ids that
+    arrive while a job is being sent go out together, at most `batch` a job."""
+    sent: list[tuple[str, list[int]]] = []
+    first_send_started, broker_answers = threading.Event(), threading.Event()
+
+    def send(ids: list[int]) -> None:
+        sent.append((threading.current_thread().name, ids))
+        if len(sent) == 1:
+            first_send_started.set()
+            broker_answers.wait(5)  # a slow broker: the caller must not wait for it
+
+    publisher = Publisher(send, batch=4)
+    publisher.put([1])
+    assert first_send_started.wait(5)
+    for ids in ([2, 3], [4], [5, 6]):
+        publisher.put(ids)  # returns at once although the first send is stuck
+    broker_answers.set()
+    assert wait_for(lambda: sum(len(ids) for _, ids in sent) == 6, timeout=5)
+    assert [ids for _, ids in sent] == [[1], [2, 3, 4, 5], [6]]
+    assert {name for name, _ in sent} == {"event-publisher"}
