@@ -62,6 +62,11 @@ def main() -> None:
     parser.add_argument("--worker-args", default="", help="extra `celery worker` arguments")
     parser.add_argument("--skip-dedupe", action="store_true")
     parser.add_argument(
+        "--django-debug",
+        action="store_true",
+        help="DEBUG on, as before (every SQL statement kept in memory): for comparison only",
+    )
+    parser.add_argument(
         "--naive-images", type=int, default=400, help="images for the naive client (a rate)"
     )
     args = parser.parse_args()
@@ -78,7 +83,9 @@ def main() -> None:
         "DJANGO_SETTINGS_MODULE": "config.settings",
         "DATABASE_URL": database_url,
         "SECRET_KEY": "bench-only-secret-key",
-        "DEBUG": "1",
+        # Production runs with DEBUG off; on, Django keeps the last 9,000 SQL
+        # statements of every connection in memory.
+        "DEBUG": "1" if args.django_debug else "0",
         "LOUPE_VAR_DIR": str(workdir),
         "MEDIA_ROOT": str(workdir / "media"),
         "ANNOTATOR_PROVIDER": "openai",
@@ -100,6 +107,7 @@ def main() -> None:
     intake = _intake(workdir, photos, args.images, distinct=True, env=env)
     result: dict = {
         "benchmark": "pipeline",
+        "django_debug": args.django_debug,
         "images": args.images,
         "repeat": args.repeat,
         "annotator_concurrency": args.concurrency,

@@ -215,6 +215,13 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.LOG_LEVEL},
+    # The OpenAI SDK's HTTP client logs every request at INFO: a line per
+    # provider call (450,000 a day) that says nothing the annotation does not;
+    # LOG_LEVEL=DEBUG still shows them.
+    "loggers": {
+        name: {"level": "DEBUG" if env.LOG_LEVEL == "DEBUG" else "WARNING"}
+        for name in ("httpx", "httpx2", "httpcore", "httpcore2")
+    },
 }
 
 # --- Celery -----------------------------------------------------------------

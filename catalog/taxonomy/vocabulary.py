@@ -11,6 +11,7 @@ and "tshirts" all give the key "tshirt".
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 import unicodedata
@@ -49,8 +50,10 @@ def clean_synonyms(value: Any) -> list[str]:
     return list(seen)
 
 
+@functools.lru_cache(maxsize=16384)
 def match_key(text: str) -> str:
-    """The comparison key of a name, synonym or model answer."""
+    """The comparison key of a name, synonym or model answer (memoised: a
+    vocabulary rebuild keys the same ~2,000 names and synonyms again)."""
     text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
     text = text.replace("&", " and ")
     words = [_singular(word) for word in _NON_ALNUM.split(text) if word]

@@ -10,6 +10,7 @@ from catalog.demo import demo_products, draw_product_image
 from catalog.importers import import_file
 from catalog.models import Product
 from catalog.taxonomy.formats import DEFAULT_TAXONOMY_FILE, parse_file, taxonomy_load
+from tests.taxonomy_snapshot import taxonomy_load_once
 
 GOOD_ANSWER = {
     "category": "Clothing",
@@ -30,7 +31,7 @@ GOOD_ANSWER = {
 
 @pytest.fixture
 def default_taxonomy(db):
-    taxonomy_load(spec=parse_file(DEFAULT_TAXONOMY_FILE))
+    taxonomy_load_once("default", lambda: taxonomy_load(spec=parse_file(DEFAULT_TAXONOMY_FILE)))
 
 
 # A drawing depends only on the product (deterministic, see draw_product_image)

@@ -46,6 +46,7 @@ from tests.annotator.conftest import (  # noqa: F401
     openai_settings,
 )
 from tests.fake_openai import error_reply, reply_with_annotation
+from tests.taxonomy_snapshot import taxonomy_load_once
 from tests.waiting import wait_for
 from tuning import services
 from tuning import tasks as tuning_tasks
@@ -77,7 +78,7 @@ def default_taxonomy(db):
     data = json.loads(DEFAULT_TAXONOMY_FILE.read_text(encoding="utf-8"))
     five = ("color", "material", "style", "pattern", "season")
     data["attributes"] = [a for a in data["attributes"] if a["code"] in five]
-    taxonomy_load(spec=parse_json(json.dumps(data)))
+    taxonomy_load_once("five attributes", lambda: taxonomy_load(spec=parse_json(json.dumps(data))))
 
 
 TSHIRTS = "Clothing > Tops > T-Shirts"
