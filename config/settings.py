@@ -69,8 +69,9 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # Every page needs a login; public exceptions are marked with
-    # django.contrib.auth.decorators.login_not_required (the login page itself).
-    "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    # django.contrib.auth.decorators.login_not_required (the login page itself,
+    # signed thumbnails). Django's, asking the view before reading the session.
+    "accounts.login.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",

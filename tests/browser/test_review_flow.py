@@ -11,6 +11,7 @@ import time
 import pytest
 from django.contrib.auth.models import Group
 from django.core.files.base import ContentFile
+from django.urls import resolve
 from PIL import Image
 from playwright.sync_api import expect
 
@@ -437,11 +438,21 @@ def test_the_bulk_grid_shows_thumbnails_all_loaded_before_it_takes_keys(new_page
     products = queue(4)
     stored = {image.pk: image for image in ProductImage.objects.filter(product__in=products)}
     page = new_page(reviewer)
+    served = []
+    page.on(
+        "response",
+        lambda response: (
+            served.append((response.status, response.headers.get("cache-control", "")))
+            if "/thumb/" in response.url
+            else None
+        ),
+    )
 
     page.goto("/review/bulk/")
     page.wait_for_selector("#bulk[data-ready]")
 
-    # then every tile shows its intake thumbnail (<= 256 px), decoded
+    # then every tile shows its intake thumbnail (<= 256 px), decoded, by its
+    # signed URL (served by the signature, not redirected to the login-checked view)
     tiles = page.eval_on_selector_all(
         "#bulk .tile img",
         """images => images.map(img => ({
@@ -450,10 +461,14 @@ def test_the_bulk_grid_shows_thumbnails_all_loaded_before_it_takes_keys(new_page
     )
     assert len(tiles) == 4
     for tile in tiles:
-        image_id = int(tile["src"].split("/")[2])
-        assert tile["src"] == f"/images/{image_id}/thumb/"
+        route = resolve(tile["src"])
+        image_id = route.kwargs["pk"]
+        assert route.url_name == "image_thumb_signed"
+        assert route.kwargs["name"] == stored[image_id].thumb_file.name.removeprefix("images/")
         assert tile["complete"] and 0 < max(tile["width"], tile["height"]) <= 256
         assert max(stored[image_id].width, stored[image_id].height) > 256
+    assert [status for status, _ in served] == [200] * 4
+    assert all(cache.endswith("immutable") for _, cache in served)
     assert page.evaluate("performance.getEntriesByName('loupe:painted').length") == 1
 
 

@@ -12,12 +12,13 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import Group
-from django.urls import reverse
+from django.core.files.storage import default_storage
+from django.urls import resolve, reverse
 from django.utils import timezone
 
 from accounts.roles import MANAGERS, TAGGERS
 from annotator.pipeline import annotation_run
-from catalog.models import Category, Product
+from catalog.models import Category, Product, ProductImage
 from review import services
 from review.models import Claim, Correction, Decision
 from tests.annotator import conftest as annotator_fixtures
@@ -778,6 +779,37 @@ def test_bulk_page_claims_a_group_sharing_a_predicted_category(client, tagger, q
     assert re.findall(r'name="item" value="(\d+:\d+)"', html) == [f"{p.pk}:2" for p in products]
     claims = Claim.objects.filter(reviewer=tagger)
     assert claims.count() == 4 and claims.exclude(group="").count() == 4
+
+
+@pytest.mark.parametrize("htmx", [False, True], ids=["page", "htmx"])
+def test_bulk_tiles_are_signed_thumbnails_that_load_without_a_session_or_query(
+    client, tagger, no_role_user, queue, htmx, django_assert_num_queries
+):
+    # given a tagger's bulk page (the role-checked page signs the tiles' URLs)
+    products = queue(3)
+    client.force_login(tagger)
+    html = client.get(reverse("review_bulk"), **(HTMX if htmx else {})).content.decode()
+    sources = [html_lib.unescape(s) for s in re.findall(r'<img src="([^"]+)" alt=""', html)]
+    images = [ProductImage.objects.get(product=product) for product in products]
+    assert [resolve(source).url_name for source in sources] == ["image_thumb_signed"] * 3
+    assert [resolve(source).kwargs["pk"] for source in sources] == [i.pk for i in images]
+
+    # then each tile is the image's thumbnail, served with no database read at all
+    # (no session, no user, no role), even to a browser that is not logged in
+    client.logout()
+    for source, image in zip(sources, images, strict=True):
+        with django_assert_num_queries(0):
+            response = client.get(source)
+        assert response.status_code == 200
+        assert (
+            b"".join(response.streaming_content)
+            == default_storage.open(image.thumb_file.name).read()
+        )
+
+    # and a user without a reviewer role gets no page, so no signed URL
+    client.force_login(no_role_user)
+    refused = client.get(reverse("review_bulk"))
+    assert refused.status_code == 403 and "/thumb/" not in refused.content.decode()
 
 
 @pytest.mark.parametrize("htmx", [False, True], ids=["page", "htmx"])
