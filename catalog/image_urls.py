@@ -1,4 +1,5 @@
-"""Signed, expiring thumbnail URLs: the lean path for grids of images.
+"""Thumbnails for grids of images without a login-checked request each:
+written into the page (thumbnail_src), or by signed, expiring URLs.
 
 A page that has passed its login and role checks signs the URL of each
 thumbnail it shows. The thumbnail view then checks only that signature (an
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import time
+from pathlib import Path
 
 from django.conf import settings
 from django.core.files.storage import default_storage
@@ -77,3 +79,22 @@ def image_url_check(
         return False
     expected = _signature(image_id=image_id, name=name, expires=expires)
     return constant_time_compare(expected, signature)
+
+
+def thumbnail_src(*, image_id: int, name: str) -> str:
+    """The `src` of a grid tile, for a page that has checked the viewer's login
+    and role: the thumbnail itself as a data: URI when it is on the filesystem
+    storage and at most THUMBNAIL_INLINE_MAX_BYTES (a grid of 40 tiles is then
+    one response instead of 41 requests; each bulk group is shown once, so no
+    cache is lost), else its signed URL (object storage, larger files, or
+    inlining off)."""
+    limit = settings.THUMBNAIL_INLINE_MAX_BYTES
+    if limit and settings.MEDIA_STORAGE == "filesystem" and name.startswith(FOLDER):
+        try:
+            path = Path(default_storage.path(name))
+            data = path.read_bytes() if 0 < path.stat().st_size <= limit else b""
+        except (OSError, NotImplementedError):
+            data = b""  # missing: the URL's view answers it
+        if data:
+            return "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii")
+    return image_url_sign(image_id=image_id, name=name)

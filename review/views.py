@@ -23,7 +23,7 @@ from django_htmx.http import trigger_client_event
 
 from accounts.roles import TAGGERS, TAXONOMY_ADMINS, role_required
 from annotator.models import Annotation
-from catalog.image_urls import image_url_sign
+from catalog.image_urls import thumbnail_src
 from catalog.models import Attribute, Product, ProductImage
 from catalog.taxonomy.vocabulary import Vocabulary, vocabulary_current
 from config.http import HtmxHttpRequest
@@ -484,10 +484,11 @@ def _bulk_context(request: HtmxHttpRequest, claims: list[Claim]) -> dict[str, An
     reasons = dict(Annotation.Reason.choices)
     for product in products:
         product.reason_label = reasons.get(product.reason, "")
-        # Signed here, after the page's role check: the 40 tiles then load
-        # without a session or database read each (catalog.image_urls).
+        # Made here, after the page's role check: the 40 tiles are in the page
+        # or load by signed URLs, without a session or database read each
+        # (catalog.image_urls).
         product.thumb_url = (
-            image_url_sign(image_id=product.image_id, name=product.image_name)
+            thumbnail_src(image_id=product.image_id, name=product.image_name)
             if product.image_id and product.image_name
             else ""
         )

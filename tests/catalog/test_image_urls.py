@@ -4,6 +4,7 @@ login-checked view (session and role) wherever it is not."""
 
 from __future__ import annotations
 
+import base64
 import time
 
 import pytest
@@ -11,7 +12,12 @@ from django.core.files.storage import default_storage
 from django.urls import resolve, reverse
 from PIL import Image
 
-from catalog.image_urls import image_url_check, image_url_expires, image_url_sign
+from catalog.image_urls import (
+    image_url_check,
+    image_url_expires,
+    image_url_sign,
+    thumbnail_src,
+)
 from catalog.importers import import_file
 from catalog.models import ProductImage
 
@@ -156,3 +162,24 @@ def test_a_url_claiming_more_than_two_periods_of_life_is_refused_even_if_signed(
 
 def test_a_name_outside_the_image_folder_gets_the_login_checked_url():
     assert image_url_sign(image_id=7, name="uploads/x.jpg") == reverse("image_thumb", args=[7])
+
+
+def test_a_tile_is_its_thumbnail_inlined_up_to_the_limit_else_its_signed_url(image, settings):
+    thumbnail = default_storage.open(image.thumb_file.name).read()
+    inlined = "data:image/jpeg;base64," + base64.b64encode(thumbnail).decode()
+
+    settings.THUMBNAIL_INLINE_MAX_BYTES = len(thumbnail)
+    assert thumbnail_src(image_id=image.pk, name=image.thumb_file.name) == inlined
+
+    signed = image_url_sign(image_id=image.pk, name=image.thumb_file.name)
+    settings.THUMBNAIL_INLINE_MAX_BYTES = len(thumbnail) - 1
+    assert thumbnail_src(image_id=image.pk, name=image.thumb_file.name) == signed
+    settings.THUMBNAIL_INLINE_MAX_BYTES = 0  # off
+    assert thumbnail_src(image_id=image.pk, name=image.thumb_file.name) == signed
+
+    # a file gone from the storage: its URL, whose view answers 404
+    settings.THUMBNAIL_INLINE_MAX_BYTES = 16384
+    gone = "images/00/gone-t256.jpg"
+    assert thumbnail_src(image_id=image.pk, name=gone) == image_url_sign(
+        image_id=image.pk, name=gone
+    )

@@ -5,6 +5,7 @@ pipeline, answered by the local OpenAI-compatible server."""
 
 from __future__ import annotations
 
+import base64
 import html as html_lib
 import random
 import re
@@ -782,10 +783,38 @@ def test_bulk_page_claims_a_group_sharing_a_predicted_category(client, tagger, q
 
 
 @pytest.mark.parametrize("htmx", [False, True], ids=["page", "htmx"])
-def test_bulk_tiles_are_signed_thumbnails_that_load_without_a_session_or_query(
-    client, tagger, no_role_user, queue, htmx, django_assert_num_queries
+def test_bulk_tiles_are_the_thumbnails_written_into_the_page_up_to_a_size(
+    client, tagger, queue, htmx, settings
 ):
-    # given a tagger's bulk page (the role-checked page signs the tiles' URLs)
+    # given three items, and an inlining limit that only some thumbnails fit
+    products = queue(3)
+    images = [ProductImage.objects.get(product=product) for product in products]
+    thumbnails = [default_storage.open(i.thumb_file.name).read() for i in images]
+    settings.THUMBNAIL_INLINE_MAX_BYTES = sorted(len(t) for t in thumbnails)[1]
+    client.force_login(tagger)
+
+    html = client.get(reverse("review_bulk"), **(HTMX if htmx else {})).content.decode()
+
+    # then a thumbnail within the limit is in the page as a data: URI (no
+    # request), a larger one has its signed URL
+    sources = re.findall(r'<img src="([^"]+)" alt=""', html)
+    assert len(sources) == 3
+    for source, image, thumbnail in zip(sources, images, thumbnails, strict=True):
+        if len(thumbnail) <= settings.THUMBNAIL_INLINE_MAX_BYTES:
+            assert source == "data:image/jpeg;base64," + base64.b64encode(thumbnail).decode()
+        else:
+            route = resolve(html_lib.unescape(source))
+            assert (route.url_name, route.kwargs["pk"]) == ("image_thumb_signed", image.pk)
+    assert sum(source.startswith("data:") for source in sources) == 2
+
+
+@pytest.mark.parametrize("htmx", [False, True], ids=["page", "htmx"])
+def test_bulk_tiles_are_signed_thumbnails_that_load_without_a_session_or_query(
+    client, tagger, no_role_user, queue, htmx, settings, django_assert_num_queries
+):
+    # given a tagger's bulk page with inlining off (the role-checked page signs
+    # the tiles' URLs)
+    settings.THUMBNAIL_INLINE_MAX_BYTES = 0
     products = queue(3)
     client.force_login(tagger)
     html = client.get(reverse("review_bulk"), **(HTMX if htmx else {})).content.decode()
@@ -809,7 +838,9 @@ def test_bulk_tiles_are_signed_thumbnails_that_load_without_a_session_or_query(
     # and a user without a reviewer role gets no page, so no signed URL
     client.force_login(no_role_user)
     refused = client.get(reverse("review_bulk"))
-    assert refused.status_code == 403 and "/thumb/" not in refused.content.decode()
+    refused_html = refused.content.decode()
+    assert refused.status_code == 403
+    assert "/thumb/" not in refused_html and "data:image" not in refused_html
 
 
 @pytest.mark.parametrize("htmx", [False, True], ids=["page", "htmx"])
