@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+import time
+
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth.decorators import login_not_required
+from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models.fields.files import FieldFile
 from django.http import FileResponse, Http404, HttpResponse, HttpResponseRedirect
@@ -11,6 +15,7 @@ from django_htmx.http import HttpResponseClientRefresh
 
 from accounts.roles import ALL_ROLES, MANAGERS, TAXONOMY_ADMINS, role_required
 from catalog.forms import ImportUploadForm
+from catalog.image_urls import FOLDER, image_url_check
 from catalog.importers import import_run_create
 from catalog.intake import import_run_enqueue, import_run_failed_images, import_run_image_counts
 from catalog.models import Category, ImportRun, Product, ProductImage
@@ -120,6 +125,34 @@ def image_thumb(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     if not stored:
         raise Http404
     return _stored_image_response(stored)
+
+
+@login_not_required
+@require_GET
+def image_thumb_signed(
+    request: HtmxHttpRequest, pk: int, expires: int, signature: str, name: str
+) -> HttpResponse:
+    """A thumbnail by the signed, expiring URL a role-checked page made
+    (catalog.image_urls): the signature is the permission, so nothing here reads
+    the session, the user or the database. A wrong or expired signature is sent
+    to the login-protected image_thumb, which checks the session and role."""
+    stored_name = FOLDER + name
+    if not image_url_check(image_id=pk, name=stored_name, expires=expires, signature=signature):
+        response: HttpResponse = redirect("image_thumb", pk=pk)
+        response["Cache-Control"] = "no-store"
+        return response
+    try:
+        stream = default_storage.open(stored_name, "rb")
+    except FileNotFoundError:
+        raise Http404 from None
+    response = FileResponse(stream, content_type="image/jpeg")
+    # The name is content-addressed (sha256): its bytes never change, so the
+    # browser keeps them without asking again for as long as the URL is valid.
+    lifetime = max(0, expires - int(time.time()))
+    response["Cache-Control"] = f"private, max-age={lifetime}, immutable"
+    # Other sites' pages may not embed it, even with the URL.
+    response["Cross-Origin-Resource-Policy"] = "same-origin"
+    return response
 
 
 @require_http_methods(["GET", "POST"])

@@ -82,6 +82,7 @@ class Environment(BaseModel):
     MEDIA_S3_REGION: str = var("", "an S3 region name such as eu-west-1, or empty")
     MEDIA_SIGNED_URLS: bool = var(False, BOOLEAN)
     MEDIA_URL_EXPIRE: int = var(300, "a whole number of seconds greater than 0", gt=0)
+    THUMBNAIL_INLINE_MAX_BYTES: int = var(16384, "a whole number of bytes (0 or more)", ge=0)
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = var(
         "INFO", "one of DEBUG, INFO, WARNING, ERROR, CRITICAL"
     )

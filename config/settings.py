@@ -69,8 +69,9 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # Every page needs a login; public exceptions are marked with
-    # django.contrib.auth.decorators.login_not_required (the login page itself).
-    "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    # django.contrib.auth.decorators.login_not_required (the login page itself,
+    # signed thumbnails). Django's, asking the view before reading the session.
+    "accounts.login.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -167,6 +168,9 @@ MEDIA_STORAGE = env.MEDIA_STORAGE
 # the bytes through the app (S3 only; the URL expires after MEDIA_URL_EXPIRE seconds).
 MEDIA_SIGNED_URLS = env.MEDIA_SIGNED_URLS
 MEDIA_URL_EXPIRE = env.MEDIA_URL_EXPIRE
+# The bulk grid's tiles: a thumbnail of at most this many bytes on the filesystem storage
+# is written into the page as a data: URI (no request at all); 0 never (signed URLs only).
+THUMBNAIL_INLINE_MAX_BYTES = env.THUMBNAIL_INLINE_MAX_BYTES
 STORAGES = {
     "default": (
         s3_media_storage(

@@ -13,7 +13,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Subquery
+from django.db.models import Case, Exists, F, OuterRef, Subquery, When
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -23,6 +23,7 @@ from django_htmx.http import trigger_client_event
 
 from accounts.roles import TAGGERS, TAXONOMY_ADMINS, role_required
 from annotator.models import Annotation
+from catalog.image_urls import thumbnail_src
 from catalog.models import Attribute, Product, ProductImage
 from catalog.taxonomy.vocabulary import Vocabulary, vocabulary_current
 from config.http import HtmxHttpRequest
@@ -468,10 +469,13 @@ def _bulk_context(request: HtmxHttpRequest, claims: list[Claim]) -> dict[str, An
     primary = ProductImage.objects.filter(
         product=OuterRef("pk"), status=ProductImage.Status.READY
     ).order_by("position")
+    # The thumbnail's stored name, or the copy's for rows made before thumbnails.
+    shown_file = Case(When(thumb_file="", then=F("file")), default=F("thumb_file"))
     products = list(
         Product.objects.filter(pk__in=product_ids)
         .annotate(
             image_id=Subquery(primary.values("id")[:1]),
+            image_name=Subquery(primary.annotate(shown=shown_file).values("shown")[:1]),
             predicted=Subquery(latest.values("category__path")[:1]),
             reason=Subquery(latest.values("review_reason")[:1]),
         )
@@ -480,6 +484,14 @@ def _bulk_context(request: HtmxHttpRequest, claims: list[Claim]) -> dict[str, An
     reasons = dict(Annotation.Reason.choices)
     for product in products:
         product.reason_label = reasons.get(product.reason, "")
+        # Made here, after the page's role check: the 40 tiles are in the page
+        # or load by signed URLs, without a session or database read each
+        # (catalog.image_urls).
+        product.thumb_url = (
+            thumbnail_src(image_id=product.image_id, name=product.image_name)
+            if product.image_id and product.image_name
+            else ""
+        )
     return {
         "products": products,
         "shown_token": claims[0].shown_token if claims else "",

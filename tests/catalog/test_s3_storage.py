@@ -15,11 +15,14 @@ from pathlib import Path
 
 import boto3
 import pytest
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.core.management import call_command
 from django.urls import reverse
 from moto.server import ThreadedMotoServer
 
 from annotator.models import Annotation
+from catalog.image_urls import image_url_sign
 from catalog.importers import import_file
 from catalog.intake import import_run_image_counts
 from catalog.models import Product, ProductImage
@@ -160,3 +163,24 @@ def test_filesystem_stays_the_default_and_s3_is_chosen_by_the_environment():
     assert s3.stdout.split() == ["storages.backends.s3.S3Storage", "s3"]
     assert no_bucket.returncode != 0
     assert "MEDIA_S3_BUCKET: must be set when MEDIA_STORAGE=s3" in no_bucket.stderr
+
+
+@pytest.mark.django_db
+def test_bulk_grid_thumbnail_urls_stream_from_the_bucket_or_are_the_buckets_own(
+    s3_endpoint, s3_bucket, settings, client
+):
+    # given a thumbnail in the bucket
+    name = default_storage.save("images/ab/ab12-t256.jpg", ContentFile(b"thumbnail bytes"))
+
+    # the app's signed URL streams it from the bucket, no login needed
+    response = client.get(image_url_sign(image_id=1, name=name))
+    assert response.status_code == 200
+    assert b"".join(response.streaming_content) == b"thumbnail bytes"
+
+    # with MEDIA_SIGNED_URLS the tile points at the bucket's own signed URL
+    settings.MEDIA_SIGNED_URLS = True
+    url = image_url_sign(image_id=1, name=name)
+    assert url.startswith(f"{s3_endpoint}/{s3_bucket}/{name}?")
+    assert "X-Amz-Expires=60" in url
+    with urllib.request.urlopen(url, timeout=10) as answer:
+        assert answer.read() == b"thumbnail bytes"

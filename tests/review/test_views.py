@@ -5,6 +5,7 @@ pipeline, answered by the local OpenAI-compatible server."""
 
 from __future__ import annotations
 
+import base64
 import html as html_lib
 import random
 import re
@@ -12,12 +13,13 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import Group
-from django.urls import reverse
+from django.core.files.storage import default_storage
+from django.urls import resolve, reverse
 from django.utils import timezone
 
 from accounts.roles import MANAGERS, TAGGERS
 from annotator.pipeline import annotation_run
-from catalog.models import Category, Product
+from catalog.models import Category, Product, ProductImage
 from review import services
 from review.models import Claim, Correction, Decision
 from tests.annotator import conftest as annotator_fixtures
@@ -778,6 +780,67 @@ def test_bulk_page_claims_a_group_sharing_a_predicted_category(client, tagger, q
     assert re.findall(r'name="item" value="(\d+:\d+)"', html) == [f"{p.pk}:2" for p in products]
     claims = Claim.objects.filter(reviewer=tagger)
     assert claims.count() == 4 and claims.exclude(group="").count() == 4
+
+
+@pytest.mark.parametrize("htmx", [False, True], ids=["page", "htmx"])
+def test_bulk_tiles_are_the_thumbnails_written_into_the_page_up_to_a_size(
+    client, tagger, queue, htmx, settings
+):
+    # given three items, and an inlining limit that only some thumbnails fit
+    products = queue(3)
+    images = [ProductImage.objects.get(product=product) for product in products]
+    thumbnails = [default_storage.open(i.thumb_file.name).read() for i in images]
+    settings.THUMBNAIL_INLINE_MAX_BYTES = sorted(len(t) for t in thumbnails)[1]
+    client.force_login(tagger)
+
+    html = client.get(reverse("review_bulk"), **(HTMX if htmx else {})).content.decode()
+
+    # then a thumbnail within the limit is in the page as a data: URI (no
+    # request), a larger one has its signed URL
+    sources = re.findall(r'<img src="([^"]+)" alt=""', html)
+    assert len(sources) == 3
+    for source, image, thumbnail in zip(sources, images, thumbnails, strict=True):
+        if len(thumbnail) <= settings.THUMBNAIL_INLINE_MAX_BYTES:
+            assert source == "data:image/jpeg;base64," + base64.b64encode(thumbnail).decode()
+        else:
+            route = resolve(html_lib.unescape(source))
+            assert (route.url_name, route.kwargs["pk"]) == ("image_thumb_signed", image.pk)
+    assert sum(source.startswith("data:") for source in sources) == 2
+
+
+@pytest.mark.parametrize("htmx", [False, True], ids=["page", "htmx"])
+def test_bulk_tiles_are_signed_thumbnails_that_load_without_a_session_or_query(
+    client, tagger, no_role_user, queue, htmx, settings, django_assert_num_queries
+):
+    # given a tagger's bulk page with inlining off (the role-checked page signs
+    # the tiles' URLs)
+    settings.THUMBNAIL_INLINE_MAX_BYTES = 0
+    products = queue(3)
+    client.force_login(tagger)
+    html = client.get(reverse("review_bulk"), **(HTMX if htmx else {})).content.decode()
+    sources = [html_lib.unescape(s) for s in re.findall(r'<img src="([^"]+)" alt=""', html)]
+    images = [ProductImage.objects.get(product=product) for product in products]
+    assert [resolve(source).url_name for source in sources] == ["image_thumb_signed"] * 3
+    assert [resolve(source).kwargs["pk"] for source in sources] == [i.pk for i in images]
+
+    # then each tile is the image's thumbnail, served with no database read at all
+    # (no session, no user, no role), even to a browser that is not logged in
+    client.logout()
+    for source, image in zip(sources, images, strict=True):
+        with django_assert_num_queries(0):
+            response = client.get(source)
+        assert response.status_code == 200
+        assert (
+            b"".join(response.streaming_content)
+            == default_storage.open(image.thumb_file.name).read()
+        )
+
+    # and a user without a reviewer role gets no page, so no signed URL
+    client.force_login(no_role_user)
+    refused = client.get(reverse("review_bulk"))
+    refused_html = refused.content.decode()
+    assert refused.status_code == 403
+    assert "/thumb/" not in refused_html and "data:image" not in refused_html
 
 
 @pytest.mark.parametrize("htmx", [False, True], ids=["page", "htmx"])
