@@ -84,19 +84,22 @@ def test_a_byte_that_is_not_utf8_refuses_the_file_with_its_line_and_offset(tmp_p
 
 def test_a_character_cut_by_the_read_block_boundary_is_read_whole(tmp_path):
     # given a valid file whose "é" (2 bytes) straddles the checker's 1 MiB block boundary
-    data = b"sku,title\n"
-    n = 0
-    while len(data) < (1 << 20) - 100:
-        data += f"F{n:06d},Filler shirt\n".encode()
-        n += 1
-    padding = (1 << 20) - 1 - len(data) - len(b"EDGE,")
-    data += b"EDGE," + b"y" * padding + "é\n".encode() + b"LAST,After the edge\n"
+    # (rows of ~8 KB: a block's worth of products, not 55,000 of them)
+    filler = b"d" * 8000
+    row = len(b"F000000,Filler shirt,\n") + len(filler)
+    n = ((1 << 20) - 100 - len(b"sku,title,description\n")) // row
+    data = b"sku,title,description\n" + b"".join(
+        f"F{i:06d},Filler shirt,".encode() + filler + b"\n" for i in range(n)
+    )
+    edge = b"EDGE,Edge shirt,"
+    padding = (1 << 20) - 1 - len(data) - len(edge)
+    data += edge + b"y" * padding + "é\n".encode() + b"LAST,After the edge,\n"
     assert data.index("é".encode()) == (1 << 20) - 1
 
     run = import_file(path=_write(tmp_path, "edge.csv", data))
 
     assert (run.status, run.rows_failed, run.rows_created) == ("done", 0, n + 2)
-    assert Product.objects.get(sku="EDGE").title.endswith("yé")
+    assert Product.objects.get(sku="EDGE").description.endswith("yé")
 
 
 def _png() -> bytes:
