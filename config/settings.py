@@ -396,6 +396,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "catalog.tasks.requeue_queued_imports",
         "schedule": sweep_period,
     },
+    "requeue-queued-evaluations": {
+        "task": "tuning.tasks.requeue_queued_evaluations",
+        "schedule": sweep_period,
+    },
     "fallback-reannotate": {"task": "review.tasks.reannotate_fallback", "schedule": 60.0},
     "webhooks-sweep": {"task": "api.tasks.webhooks_sweep", "schedule": 60.0},
     "reports-rollup-recent": {"task": "reports.rollup_recent", "schedule": 300.0},
