@@ -146,8 +146,8 @@ def circuit_record(provider: str, *, ok: bool) -> None:
         cache.delete(key)
         cache.set(f"annotator:circuit:{provider}:answered_at", time.time(), ANSWERED_AT_TTL)
         if cache.delete(f"annotator:circuit:{provider}:open_until"):
-            # A probe was answered: the provider is back before the cooldown ended.
-            log.warning("annotator circuit for %s closed: a probe was answered", provider)
+            # The circuit was open, so this was its probe: the provider is back.
+            log.warning("annotator circuit for %s closed: the provider answered", provider)
             _send_by_name(RETRIES_RELEASE_TASK, what="the release of the pending retries")
         if cache.delete(FALLBACK_SERVED_KEY):  # one thread of one worker wins
             _reannotation_sweep_queue()
