@@ -5,7 +5,12 @@
 - Circuit breaker: after ANNOTATOR_CIRCUIT_FAILURES consecutive failures of a
   provider, calls skip it for ANNOTATOR_CIRCUIT_COOLDOWN seconds and go to
   the fallback. The state lives in the shared cache (Redis in production),
-  so every worker on every machine sees the same circuit.
+  so every worker on every machine sees the same circuit. While it is open,
+  one call per CIRCUIT_PROBE_SECONDS, cluster-wide, still goes to the provider
+  (half-open): the first that is answered closes the circuit and queues
+  `annotator.tasks.retries_release`, which makes every product waiting for a
+  provider retry due at once; one that fails opens it for a full cooldown
+  again and costs its product no try.
 - Rate limit: ANNOTATOR_RPM requests per minute across all workers, counted
   in the shared cache per minute window.
 - Outage repair: every answer of a provider records when it last answered
@@ -103,21 +108,55 @@ def circuit_remaining(provider: str) -> float:
     return max(0.0, cache.get(f"annotator:circuit:{provider}:open_until", 0) - time.time())
 
 
+# While a circuit is open, one call this often (at most the cooldown) probes the provider.
+CIRCUIT_PROBE_SECONDS = 10
+RETRIES_RELEASE_TASK = "annotator.tasks.retries_release"
+
+
+def circuit_probe_key(provider: str) -> str:
+    """Held for the probe interval by the call that probed last (or by the opening)."""
+    return f"annotator:circuit:{provider}:probe"
+
+
+def _probe_interval() -> int:
+    return max(1, min(CIRCUIT_PROBE_SECONDS, settings.ANNOTATOR_CIRCUIT_COOLDOWN))
+
+
+def circuit_probe_ready(provider: str) -> bool:
+    """The circuit is open and its next probe may go now (nothing is taken)."""
+    return circuit_is_open(provider) and cache.get(circuit_probe_key(provider)) is None
+
+
+def _circuit_probe_take(provider: str) -> bool:
+    """True for the one call, cluster-wide, that may probe the open circuit now."""
+    return bool(cache.add(circuit_probe_key(provider), 1, timeout=_probe_interval()))
+
+
+def _circuit_open(provider: str) -> None:
+    cooldown = settings.ANNOTATOR_CIRCUIT_COOLDOWN
+    cache.set(f"annotator:circuit:{provider}:open_until", time.time() + cooldown, cooldown)
+    # The first probe goes one interval after the opening, not at once.
+    cache.set(circuit_probe_key(provider), 1, _probe_interval())
+    log.warning("annotator circuit for %s open for %ss", provider, cooldown)
+
+
 def circuit_record(provider: str, *, ok: bool) -> None:
     key = f"annotator:circuit:{provider}:failures"
     if ok:
         cache.delete(key)
         cache.set(f"annotator:circuit:{provider}:answered_at", time.time(), ANSWERED_AT_TTL)
+        if cache.delete(f"annotator:circuit:{provider}:open_until"):
+            # The circuit was open, so this was its probe: the provider is back.
+            log.warning("annotator circuit for %s closed: the provider answered", provider)
+            _send_by_name(RETRIES_RELEASE_TASK, what="the release of the pending retries")
         if cache.delete(FALLBACK_SERVED_KEY):  # one thread of one worker wins
             _reannotation_sweep_queue()
         return
     cache.add(key, 0, timeout=settings.ANNOTATOR_CIRCUIT_COOLDOWN * 10)
     failures = cache.incr(key)
     if failures >= settings.ANNOTATOR_CIRCUIT_FAILURES:
-        cooldown = settings.ANNOTATOR_CIRCUIT_COOLDOWN
-        cache.set(f"annotator:circuit:{provider}:open_until", time.time() + cooldown, cooldown)
+        _circuit_open(provider)
         cache.delete(key)
-        log.warning("annotator circuit for %s open for %ss", provider, cooldown)
 
 
 # How long "the provider answered at" is remembered; past it the sweep sends
@@ -140,14 +179,19 @@ def _reannotation_sweep_queue() -> None:
     queue the fallback's products for it now rather than at its next period.
     Runs in a call thread: a message, no SQL; a broker that is down only
     delays the repair to the periodic sweep."""
-    if not settings.ANNOTATOR_REANNOTATE_FALLBACK:
-        return
+    if settings.ANNOTATOR_REANNOTATE_FALLBACK:
+        _send_by_name(REANNOTATE_TASK, what="the fallback re-annotation sweep")
+
+
+def _send_by_name(task: str, *, what: str) -> None:
+    """Queue a task from a call thread (a message, no SQL); a broker that is
+    down only delays the work to the periodic sweep."""
     from config.celery import app
 
     try:
-        app.send_task(REANNOTATE_TASK)
+        app.send_task(task)
     except Exception:
-        log.warning("could not queue the fallback re-annotation sweep", exc_info=True)
+        log.warning("could not queue %s", what, exc_info=True)
 
 
 @dataclass
@@ -182,7 +226,9 @@ def annotate_routed(*, product_id: int, request: AnnotationRequest) -> Served:
     (401/403/404: a fallback would silently serve the whole batch)."""
     arm, name, model = arm_choose(product_id, request.model)
     errors: list[str] = []
-    if circuit_is_open(name):
+    is_open = circuit_is_open(name)
+    probe = is_open and _circuit_probe_take(name)
+    if is_open and not probe:
         errors.append(f"{name}: circuit open")
     else:
         try:
@@ -190,9 +236,17 @@ def annotate_routed(*, product_id: int, request: AnnotationRequest) -> Served:
         except ProviderError as exc:
             if exc.fatal:
                 raise
-            circuit_record(name, ok=False)
+            if probe:
+                _circuit_open(name)  # still down: a full cooldown again
+            else:
+                circuit_record(name, ok=False)
             errors.append(f"{name}: {exc}")
             fallback = settings.ANNOTATOR_FALLBACK_PROVIDER
+            if probe and (not fallback or fallback == name) and exc.retryable:
+                # The probe was the circuit's try, not the product's.
+                raise ProviderError(
+                    f"{name}: circuit open (probe failed: {exc})", retryable=True, attempts=0
+                ) from exc
             if not fallback or fallback == name:
                 raise
         else:

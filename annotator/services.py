@@ -170,8 +170,13 @@ def annotation_requeue_stale(*, older_than: timedelta = timedelta(minutes=30)) -
     Each goes back to its batch. A product is stored only while still
     `annotating` and claimed by one worker at a time, so it is never
     annotated twice. Returns the products queued (none while the queue is down:
-    they stay due for the next sweep)."""
+    they stay due for the next sweep).
+
+    While a provider's circuit is open and its next probe may go, the sweep
+    also makes the longest-waiting retry due when none is (`_probe_offer`), so
+    the half-open probe (annotator.routing) has a product to call with."""
     now = timezone.now()
+    _probe_offer(now)
     stuck = Product.objects.filter(status=Product.Status.ANNOTATING)
     expired = Q(annotation_lease__expires_at__lt=now)
     due = Q(annotation_lease__expires_at__isnull=True, annotation_lease__retry_at__lte=now)
@@ -200,6 +205,34 @@ def annotation_requeue_stale(*, older_than: timedelta = timedelta(minutes=30)) -
             ).update(owner="", expires_at=None, retry_at=None, released_at=None)
         queued += chunks_dispatch(batch_id=batch_id, product_ids=ids)
     return queued
+
+
+def _probe_offer(now) -> None:
+    from annotator.routing import circuit_probe_ready
+
+    arms = {settings.ANNOTATOR_PROVIDER, settings.ANNOTATOR_CANARY_PROVIDER} - {""}
+    if not any(circuit_probe_ready(name) for name in arms):
+        return
+    waiting = AnnotationLease.objects.filter(
+        owner="", expires_at__isnull=True, product__status=Product.Status.ANNOTATING
+    )
+    if waiting.filter(retry_at__lte=now).exists():
+        return  # a due retry makes the probe
+    first = waiting.filter(retry_at__gt=now).order_by("retry_at").first()
+    if first is not None:
+        AnnotationLease.objects.filter(pk=first.pk, owner="").update(retry_at=now)
+
+
+def annotation_retries_release() -> int:
+    """The provider answered a probe while its circuit was open: it is back
+    before the cooldown ended, so no product waits out its retry delay. Makes
+    every pending provider retry due now (a retry keeps its count) and queues
+    them. Returns the products queued."""
+    now = timezone.now()
+    AnnotationLease.objects.filter(owner="", expires_at__isnull=True, retry_at__gt=now).update(
+        retry_at=now
+    )
+    return annotation_requeue_stale()
 
 
 @dataclass

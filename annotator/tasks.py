@@ -42,3 +42,11 @@ def requeue_stale() -> int:
     from annotator.services import annotation_requeue_stale
 
     return annotation_requeue_stale()
+
+
+@shared_task
+def retries_release() -> int:
+    """Queued by the call whose probe found the provider back (annotator.routing)."""
+    from annotator.services import annotation_retries_release
+
+    return annotation_retries_release()

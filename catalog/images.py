@@ -12,6 +12,7 @@ import hashlib
 import http.client
 import io
 import ipaddress
+import math
 import socket
 import ssl
 import struct
@@ -402,10 +403,37 @@ def read_path(path: Path) -> bytes:
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError)
 
 
-def _bomb_error(size: tuple[int, int] | None, limit: int) -> ImageError:
+def _bomb_error(
+    size: tuple[int, int] | None, limit: int, *, decodes_like: int | None = None
+) -> ImageError:
+    """Over the pixel limit: refused from the header, before any pixel is decoded (a PNG
+    decodes at 4 bytes a pixel whatever its compression: the limit bounds decode memory)."""
     megapixels = f"{round(limit / 1_000_000, 1):g} MP"
-    shown = f" {size[0]}x{size[1]} pixels," if size else ""
-    return ImageError(f"refused: image is{shown} over the {megapixels} limit (decompression bomb?)")
+    shown = f" {size[0]}x{size[1]} pixels ({size[0] * size[1] / 1e6:.1f} MP)," if size else ""
+    if decodes_like is not None:
+        shown += f" a progressive JPEG that decodes like {decodes_like / 1e6:.1f} MP,"
+    return ImageError(
+        f"refused: image is{shown} over the {megapixels} limit (IMAGE_MAX_PIXELS); "
+        f"send it scaled down to {megapixels} or less"
+    )
+
+
+def _progressive_jpeg_pixels(image: Image.Image, size: tuple[int, int]) -> int | None:
+    """What decoding a progressive JPEG costs, in pixels of a 4-byte-a-pixel image such as a
+    PNG (the unit of IMAGE_MAX_PIXELS); None for any other image. libjpeg keeps every DCT
+    coefficient of a progressive JPEG while decoding, 2 bytes each, whatever the draft scale:
+    3 bytes a pixel with 4:2:0 chroma, 6 without subsampling, 8 for CMYK. Call after draft():
+    the decoded output is counted at the size it will have."""
+    layers = getattr(image, "layer", None)
+    if image.format != "JPEG" or not image.info.get("progressive") or not layers:
+        return None
+    width, height = size
+    h_max = max(layer[1] for layer in layers)
+    v_max = max(layer[2] for layer in layers)
+    coefficients = sum(
+        -(-width * layer[1] // h_max) * -(-height * layer[2] // v_max) for layer in layers
+    )
+    return coefficients * 2 // 4 + image.size[0] * image.size[1]
 
 
 def _header_size(data: bytes) -> tuple[int, int] | None:
@@ -465,10 +493,13 @@ _ORIENTATION_TRANSPOSE = {
 
 
 def _draft_size(size: tuple[int, int], max_side: int) -> tuple[int, int]:
-    """Twice the stored size, same aspect: what a JPEG may be decoded at (DCT scaling)."""
+    """The stored size, same aspect: the smallest a JPEG may be decoded at (DCT scaling by
+    1/2, 1/4 or 1/8 keeps at least this), so the LANCZOS pass after it scales by less than
+    two. Asking for twice the stored size left an 8000 px JPEG (4096 px wanted, 4000 px at
+    1/2) decoded at full size: 48 MP, 192 MB of pixels."""
     width, height = size
-    ratio = min(1.0, 2 * max_side / max(width, height))
-    return max(1, round(width * ratio)), max(1, round(height * ratio))
+    ratio = min(1.0, max_side / max(width, height))
+    return max(1, math.ceil(width * ratio)), max(1, math.ceil(height * ratio))
 
 
 def _reduced_rgb(image: Image.Image, max_side: int) -> Image.Image:
@@ -524,6 +555,9 @@ def normalise_image(data: bytes) -> NormalisedImage:
         try:
             opened.seek(0)  # animated GIF/WebP/multi-page TIFF: the first frame
             opened.draft(None, _draft_size(opened.size, max_side))  # JPEG only; else no-op
+            decodes_like = _progressive_jpeg_pixels(opened, (width, height))
+            if decodes_like is not None and decodes_like > limit:
+                raise _bomb_error((width, height), limit, decodes_like=decodes_like)
             opened.load()
             orientation = opened.getexif().get(0x0112, 1)  # read after load: PNG keeps it late
             # The colour profile is only true of the pixels it came with; after a mode

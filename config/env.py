@@ -139,7 +139,7 @@ class Environment(BaseModel):
     IMAGE_FETCH_MAX_BYTES: int = var(25 * 1024 * 1024, _positive("whole number of bytes"), gt=0)
     IMAGE_FETCH_MAX_REDIRECTS: int = var(5, "a whole number (0 or more)", ge=0)
     IMAGE_FETCH_PER_HOST: int = var(8, "a whole number (0 = no bound)", ge=0)
-    IMAGE_MAX_PIXELS: int = var(60_000_000, _positive("whole number of pixels"), gt=0)
+    IMAGE_MAX_PIXELS: int = var(40_000_000, _positive("whole number of pixels"), gt=0)
     IMAGE_STORE_MAX_SIDE: int = var(2048, _positive("whole number of pixels"), gt=0)
     IMAGE_STORE_PASSTHROUGH_MAX_SIDE: int = var(
         4096, "a whole number of pixels (0 = always normalise)", ge=0

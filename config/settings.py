@@ -314,7 +314,8 @@ IMAGE_FETCH_MAX_BYTES = env.IMAGE_FETCH_MAX_BYTES
 IMAGE_FETCH_MAX_REDIRECTS = env.IMAGE_FETCH_MAX_REDIRECTS
 # Image intake jobs fetching from one host at once, across all workers (0: no bound).
 IMAGE_FETCH_PER_HOST = env.IMAGE_FETCH_PER_HOST
-# Decoded pixel budget: anything larger is refused as a decompression bomb.
+# Decoded pixel budget: anything larger is refused from its header. It bounds decode
+# memory (a PNG decodes at 4 bytes a pixel): bench/image_memory_bench.py measures it.
 IMAGE_MAX_PIXELS = env.IMAGE_MAX_PIXELS
 # Longest side of the normalised copy kept in MEDIA storage.
 IMAGE_STORE_MAX_SIDE = env.IMAGE_STORE_MAX_SIDE
@@ -394,6 +395,10 @@ CELERY_BEAT_SCHEDULE = {
     },
     "requeue-queued-imports": {
         "task": "catalog.tasks.requeue_queued_imports",
+        "schedule": sweep_period,
+    },
+    "requeue-queued-evaluations": {
+        "task": "tuning.tasks.requeue_queued_evaluations",
         "schedule": sweep_period,
     },
     "fallback-reannotate": {"task": "review.tasks.reannotate_fallback", "schedule": 60.0},

@@ -42,7 +42,7 @@ def test_no_variables_give_the_documented_defaults():
         30.0,
         3,
     )
-    assert (env.IMAGE_FETCH_MAX_BYTES, env.IMAGE_MAX_PIXELS) == (25 * 1024 * 1024, 60_000_000)
+    assert (env.IMAGE_FETCH_MAX_BYTES, env.IMAGE_MAX_PIXELS) == (25 * 1024 * 1024, 40_000_000)
     assert (env.CELERY_TASK_SOFT_TIME_LIMIT, env.CELERY_TASK_TIME_LIMIT) == (600, 660)
     assert env.ANNOTATOR_PRICES == {}
     assert env.SECURE_PROXY_SSL_HEADER == "X-Forwarded-Proto"

@@ -12,7 +12,12 @@ def test_the_periodic_jobs_are_the_beat_schedule_with_recovery_every_sweep(setti
     jobs = {job.name: job for job in periodic_jobs()}
 
     assert set(jobs) == set(settings.CELERY_BEAT_SCHEDULE)
-    for name in ("requeue-stale-annotations", "requeue-stale-images", "requeue-queued-imports"):
+    for name in (
+        "requeue-stale-annotations",
+        "requeue-stale-images",
+        "requeue-queued-imports",
+        "requeue-queued-evaluations",
+    ):
         assert jobs[name].period == 30.0  # RECOVERY_SWEEP_SECONDS' default
     assert jobs["webhooks-sweep"].task == "api.tasks.webhooks_sweep"
 

@@ -35,6 +35,9 @@ class EvaluationRun(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    # The job queue was unreachable when the run was to be sent: the recovery
+    # sweep (tuning.tasks.requeue_queued_evaluations) sends it once it is back.
+    waiting_for_queue = models.BooleanField(default=False)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -8,7 +8,7 @@ from celery import shared_task
 from annotator.providers.base import ProviderError
 from annotator.retrying import PROVIDER_MAX_RETRIES, provider_final_attempt, provider_retry
 from tuning.models import EvaluationItem
-from tuning.services import evaluation_item_run
+from tuning.services import evaluation_item_run, evaluation_runs_requeue
 
 
 @shared_task(acks_late=True)
@@ -40,3 +40,9 @@ def evaluation_item(self, item_id: int) -> None:
         evaluation_item_run(item=item, record_provider_error=provider_final_attempt(self))
     except ProviderError as exc:
         raise provider_retry(self, exc, subject=f"evaluation item {item_id}") from exc
+
+
+@shared_task
+def requeue_queued_evaluations() -> int:
+    """The recovery sweep's part for evaluations (config/sweeper.py)."""
+    return evaluation_runs_requeue()

@@ -9,6 +9,7 @@ import io
 from datetime import timedelta
 
 import pytest
+from django.core.cache import cache
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
@@ -17,6 +18,7 @@ from annotator.chunks import annotation_chunk_run
 from annotator.management.commands.annotate import wait_timeout_default
 from annotator.models import Annotation, AnnotationBatch, AnnotationLease
 from annotator.retrying import PROVIDER_MAX_RETRIES
+from annotator.routing import circuit_is_open, circuit_probe_key, circuit_remaining
 from annotator.services import (
     annotation_batch_create,
     annotation_requeue_stale,
@@ -121,6 +123,89 @@ def test_the_sweep_queues_due_retries_only(
     assert Annotation.objects.get().batch_id == batch.pk
     assert Product.objects.get(pk=later.pk).status == "annotating"
     assert annotation_requeue_stale() == 0
+
+
+def _probe_interval_passed(provider: str = "openai") -> None:
+    """The next probe of the open circuit may go (the test does not wait 10 s)."""
+    cache.delete(circuit_probe_key(provider))
+
+
+@pytest.mark.django_db
+def test_a_failed_probe_opens_the_circuit_again_and_costs_the_product_no_try(
+    default_taxonomy, make_products, openai_settings, fake_openai
+):
+    # given a provider down long enough to open its circuit (for 5 minutes)
+    openai_settings.ANNOTATOR_CIRCUIT_FAILURES = 2
+    openai_settings.ANNOTATOR_CIRCUIT_COOLDOWN = 300
+    openai_settings.ANNOTATOR_MAX_RETRIES = 0
+    # One call at a time: the tests' file cache has no atomic add (Redis has), so
+    # concurrent calls could each take the probe here.
+    openai_settings.ANNOTATOR_CONCURRENCY = 1
+    products = make_products(3)
+    batch = annotation_batch_create(products=Product.objects.all(), description="outage")
+    fake_openai.default = lambda request: error_reply(503, "overloaded")
+    annotation_chunk_run(product_ids=[p.pk for p in products], batch_id=batch.pk)
+    assert circuit_is_open("openai")
+    calls = len(fake_openai.requests)
+
+    # when the retries are due before the probe interval has passed: no call at all
+    for product in products:
+        _due_now(product)
+    outcome = annotation_chunk_run(product_ids=[p.pk for p in products], batch_id=batch.pk)
+    assert len(outcome.retry) == 3
+    assert len(fake_openai.requests) == calls
+
+    # when they are due once it has passed: one call probes, and fails
+    for product in products:
+        _due_now(product)
+    before = {lease.pk: lease.retries for lease in AnnotationLease.objects.all()}
+    _probe_interval_passed()
+    outcome = annotation_chunk_run(product_ids=[p.pk for p in products], batch_id=batch.pk)
+
+    # then the circuit is open for a full cooldown again and no product was charged a try
+    assert len(fake_openai.requests) == calls + 1
+    assert sorted(outcome.retry) == sorted(p.pk for p in products)
+    assert {lease.pk: lease.retries for lease in AnnotationLease.objects.all()} == before
+    assert circuit_remaining("openai") > 290
+    for lease in AnnotationLease.objects.all():
+        assert lease.retry_at > timezone.now() + timedelta(seconds=290)
+    assert Annotation.objects.count() == 0
+
+
+def test_a_probe_the_provider_answers_sends_every_waiting_retry_at_once(
+    default_taxonomy, make_products, openai_settings, fake_openai, celery_worker
+):
+    # given a provider down long enough to open its circuit for 5 minutes, no
+    # fallback: a worker has written every product's next try on its lease
+    openai_settings.ANNOTATOR_CIRCUIT_FAILURES = 2
+    openai_settings.ANNOTATOR_CIRCUIT_COOLDOWN = 300
+    openai_settings.ANNOTATOR_MAX_RETRIES = 0
+    make_products(6)
+    fake_openai.default = lambda request: error_reply(503, "overloaded")
+    batch = annotation_batch_create(products=Product.objects.all(), description="outage")
+    assert wait_for(
+        lambda: AnnotationLease.objects.filter(retry_at__isnull=False, owner="").count() == 6
+    )
+    assert circuit_is_open("openai")
+    waiting = AnnotationLease.objects.filter(retry_at__gt=timezone.now() + timedelta(seconds=20))
+    assert waiting.count() == 6  # 30 s for the tried, the circuit's 300 s for the others
+
+    # when the provider is back and the sweep runs once the probe interval has passed
+    answers = len(fake_openai.requests)
+    fake_openai.default = lambda request: reply_with_annotation(GOOD_ANSWER)
+    _probe_interval_passed()
+    assert annotation_requeue_stale() == 1  # the longest-waiting retry, as the probe
+
+    # then the probe's answer closes the circuit and every product is annotated
+    # at once, not after its retry delay or the circuit's cooldown
+    assert wait_for(
+        lambda: set(Product.objects.values_list("status", flat=True)) == {"auto_accepted"},
+        timeout=30,
+    )
+    assert not circuit_is_open("openai")
+    assert len(fake_openai.requests) == answers + 6  # each asked once once it was back
+    assert batch_progress(batch).percent == 100
+    assert not AnnotationLease.objects.exists()
 
 
 @pytest.mark.django_db(transaction=True)

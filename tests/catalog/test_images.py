@@ -37,6 +37,7 @@ from catalog.images import (
     read_path,
 )
 from catalog.models import Product, ProductImage
+from config.env import Environment
 
 MB = 1024 * 1024
 
@@ -723,7 +724,8 @@ def test_normalise_image_refuses_a_decompression_bomb(server: Served) -> None:
 
     assert len(data) < 200_000
     assert str(refused.value) == (
-        "refused: image is 20000x20000 pixels, over the 60 MP limit (decompression bomb?)"
+        "refused: image is 20000x20000 pixels (400.0 MP), over the 60 MP limit "
+        "(IMAGE_MAX_PIXELS); send it scaled down to 60 MP or less"
     )
     assert pillow_limit == Image.MAX_IMAGE_PIXELS
 
@@ -739,7 +741,59 @@ def test_normalise_image_refuses_more_pixels_than_the_setting_allows(
         normalise_image(fetch_url(server.url(f"/large/{photos.large[0].name}")))
 
     assert str(refused.value) == (
-        f"refused: image is {width}x{height} pixels, over the 1 MP limit (decompression bomb?)"
+        f"refused: image is {width}x{height} pixels ({width * height / 1e6:.1f} MP), over the "
+        "1 MP limit (IMAGE_MAX_PIXELS); send it scaled down to 1 MP or less"
+    )
+
+
+def test_the_default_pixel_limit_refuses_a_59_mp_png_naming_the_limit(settings: Any) -> None:
+    # given the default limit, which keeps a PNG's decode within ~300 MB (bench/)
+    settings.IMAGE_MAX_PIXELS = Environment.model_fields["IMAGE_MAX_PIXELS"].default
+    data = _png_bomb(8860, 6660)  # the 59 MP image of the memory bench
+
+    with pytest.raises(ImageError) as refused:
+        normalise_image(data)
+
+    assert str(refused.value) == (
+        "refused: image is 8860x6660 pixels (59.0 MP), over the 40 MP limit "
+        "(IMAGE_MAX_PIXELS); send it scaled down to 40 MP or less"
+    )
+
+
+def test_a_progressive_jpeg_counts_the_coefficients_its_decode_holds(settings: Any) -> None:
+    # given three JPEGs of the same 120,000 pixels: libjpeg holds a progressive one's
+    # DCT coefficients (2 bytes each) while decoding: 3 bytes a pixel with 4:2:0 chroma
+    # (decodes like 210,000 PNG pixels), 6 bytes without subsampling (like 300,000)
+    settings.IMAGE_MAX_PIXELS = 220_000
+    picture = Image.new("RGB", (400, 300), (200, 30, 60))
+    baseline = _encode(picture, "JPEG", quality=90)
+    progressive = _encode(picture, "JPEG", quality=90, progressive=True)
+    progressive_444 = _encode(picture, "JPEG", quality=90, progressive=True, subsampling=0)
+
+    stored = [normalise_image(data) for data in (baseline, progressive)]
+    with pytest.raises(ImageError) as refused:
+        normalise_image(progressive_444)
+
+    assert [(result.width, result.height) for result in stored] == [(400, 300)] * 2
+    assert str(refused.value) == (
+        "refused: image is 400x300 pixels (0.1 MP), a progressive JPEG that decodes like "
+        "0.3 MP, over the 0.2 MP limit (IMAGE_MAX_PIXELS); send it scaled down to 0.2 MP or less"
+    )
+
+
+def test_an_image_of_exactly_the_pixel_limit_is_stored_and_one_row_more_is_not(
+    settings: Any,
+) -> None:
+    settings.IMAGE_MAX_PIXELS = 400 * 300
+
+    stored = normalise_image(_encode(Image.new("RGBA", (400, 300), (0, 0, 255, 128)), "PNG"))
+    with pytest.raises(ImageError) as refused:
+        normalise_image(_encode(Image.new("RGBA", (400, 301), (0, 0, 255, 128)), "PNG"))
+
+    assert (stored.width, stored.height, stored.format) == (400, 300, "PNG")
+    assert str(refused.value) == (
+        "refused: image is 400x301 pixels (0.1 MP), over the 0.1 MP limit "
+        "(IMAGE_MAX_PIXELS); send it scaled down to 0.1 MP or less"
     )
 
 

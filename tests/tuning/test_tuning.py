@@ -38,6 +38,7 @@ from catalog.models import Category, Product, ProductImage, TaxonomyChange
 from catalog.taxonomy.formats import DEFAULT_TAXONOMY_FILE, parse_json, taxonomy_load
 from catalog.taxonomy.services import TaxonomyChangeError, category_threshold_set
 from catalog.taxonomy.vocabulary import vocabulary_current
+from config.queue import QUEUE_UNREACHABLE
 from review.models import Claim, Correction, Decision
 from review.services import decision_record, decision_undo, review_fields, review_item_claim
 from tests.annotator.conftest import (  # noqa: F401
@@ -45,6 +46,7 @@ from tests.annotator.conftest import (  # noqa: F401
     make_products,
     openai_settings,
 )
+from tests.brokers import broker_unreachable
 from tests.fake_openai import error_reply, reply_with_annotation
 from tests.taxonomy_snapshot import taxonomy_load_once
 from tests.waiting import wait_for
@@ -970,6 +972,42 @@ def test_evaluation_job_in_a_real_worker(
     assert "-40.0 points" in fragment
     assert "without an answer from the candidate" in fragment
     assert reverse("prompt_new", args=[v2.pk]) + "?model=gpt-4.1-nano" in fragment
+
+
+def test_an_evaluation_started_while_the_job_queue_is_unreachable_starts_once_it_is_back(
+    client, manager, gold, v2, fake_openai, celery_worker
+):
+    fake_openai.default = lambda request: reply_with_annotation(answer())
+    client.force_login(manager)
+    form = {"prompt_version": v2.pk, "sample": "recent", "size": 5}
+
+    # when the web process cannot reach the job queue
+    with broker_unreachable():
+        response = client.post(reverse("evaluation_start"), form)
+        swept_while_down = tuning_tasks.requeue_queued_evaluations()
+
+    # then the page answers 503 with the reason, and the run is saved, waiting for the queue
+    assert response.status_code == 503
+    assert f"{QUEUE_UNREACHABLE.capitalize()}." in response.content.decode()
+    run = EvaluationRun.objects.get()
+    assert (run.total, run.waiting_for_queue, run.finished_at, swept_while_down) == (
+        5,
+        True,
+        None,
+        0,
+    )
+    fragment = client.get(reverse("evaluation_detail", args=[run.pk]), HTTP_HX_REQUEST="true")
+    assert "waiting for the job queue: it starts when" in fragment.content.decode()
+    assert fake_openai.requests == []
+
+    # when the queue is back, the recovery sweep sends it and a worker finishes it
+    assert tuning_tasks.requeue_queued_evaluations() == 1
+    assert wait_for(lambda: EvaluationRun.objects.get(pk=run.pk).finished_at is not None, 60)
+    run.refresh_from_db()
+    assert not run.waiting_for_queue
+    assert run.items.filter(done_at__isnull=True).count() == 0
+    assert len(fake_openai.requests) == 6  # v2 for the five, v1 for D (no stored answer)
+    assert tuning_tasks.requeue_queued_evaluations() == 0  # nothing left waiting
 
 
 def test_evaluating_the_active_version_itself_answers_once_per_item(

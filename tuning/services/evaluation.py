@@ -15,6 +15,7 @@ from django.utils import timezone
 from annotator.models import Annotation, PromptVersion
 from annotator.trial import annotation_try
 from catalog.taxonomy.vocabulary import vocabulary_current
+from config.queue import enqueue
 from review.models import Decision
 from review.services import _field_values, suggestion_values
 from tuning.models import EvaluationItem, EvaluationRun
@@ -116,13 +117,41 @@ def evaluation_start(
             for decision in decisions
         )
 
-        def dispatch() -> None:
-            from tuning import tasks
-
-            tasks.evaluation_run.delay(run.pk)
-
-        transaction.on_commit(dispatch)
+        transaction.on_commit(lambda: evaluation_run_enqueue(run_id=run.pk))
     return run
+
+
+def evaluation_run_enqueue(*, run_id: int) -> bool:
+    """Hand the run to the workers (after the caller's commit); False when the
+    job queue is unreachable: the run is marked waiting for the queue, the web
+    request answers 503 (config.queue) and the recovery sweep sends it."""
+    from tuning import tasks
+
+    run = EvaluationRun.objects.filter(pk=run_id)
+    if enqueue(lambda: tasks.evaluation_run.delay(run_id), what=f"evaluation run {run_id}"):
+        run.filter(waiting_for_queue=True).update(waiting_for_queue=False)
+        return True
+    run.update(waiting_for_queue=True)
+    return False
+
+
+def evaluation_runs_requeue() -> int:
+    """The recovery sweep: send the unfinished runs the job queue refused.
+    Sent before the mark is cleared, so a sweep that dies in between sends a
+    run twice rather than never (the second fan-out skips the items done; one
+    still open may be answered twice, never stored twice). Stops at the first
+    refusal: the queue is still down."""
+    ids = list(
+        EvaluationRun.objects.filter(waiting_for_queue=True, finished_at__isnull=True)
+        .order_by("id")
+        .values_list("id", flat=True)[:1000]
+    )
+    sent = 0
+    for run_id in ids:
+        if not evaluation_run_enqueue(run_id=run_id):
+            break
+        sent += 1
+    return sent
 
 
 def _stored_answers(decisions: list[Decision], active: PromptVersion) -> dict[int, Annotation]:
