@@ -92,7 +92,7 @@ def fill(products: int, open_items: int) -> None:
 
     from accounts.roles import TAGGERS
     from annotator.models import Annotation
-    from catalog.models import Category, Product
+    from catalog.models import Category, Product, ProductImage
 
     call_command("migrate", verbosity=0)
     if not Category.objects.exists():
@@ -100,6 +100,7 @@ def fill(products: int, open_items: int) -> None:
     tshirts = Category.objects.get(path="Clothing > Tops > T-Shirts").pk
     every = max(1, products // open_items)
     product_table, annotation_table = Product._meta.db_table, Annotation._meta.db_table
+    image_table = ProductImage._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(f"TRUNCATE {product_table} RESTART IDENTITY CASCADE")  # noqa: S608
         cursor.execute(
@@ -110,17 +111,28 @@ def fill(products: int, open_items: int) -> None:
                 '{{}}', '[]', 1, now(), now() FROM generate_series(1, %s) AS g""",  # noqa: S608
             [every, products],
         )
+        # Each open product has its primary image, and its answer names the
+        # image the model saw, as after a real import and annotation.
         cursor.execute(
-            f"""INSERT INTO {annotation_table} (product_id, status, provider, arm, model,
+            f"""INSERT INTO {image_table} (product_id, position, source_url, source_path,
+                status, error, sha256, width, height, format, byte_size, file, model_file,
+                thumb_file, created_at, updated_at)
+            SELECT id, 0, '', '', 'ready', '', md5(id::text) || md5(sku), 1600, 2000, 'JPEG',
+                250000, 'images/' || sku || '.jpg', 'images/' || sku || '-model.jpg',
+                'images/' || sku || '-thumb.jpg', now(), now()
+            FROM {product_table} WHERE status = 'needs_review'"""  # noqa: S608
+        )
+        cursor.execute(
+            f"""INSERT INTO {annotation_table} (product_id, image_id, status, provider, arm, model,
                 raw_response, parsed, category_id, attributes, tags, field_confidence, unmapped,
                 image_issues, confidence, score, threshold, route, review_reason, input_tokens,
                 cached_input_tokens, output_tokens, cost_usd, latency_ms, attempts, errors, error,
                 created_at)
-            SELECT id, 'ok', 'local', 'primary', 'bench', '', NULL, %s,
+            SELECT product_id, id, 'ok', 'local', 'primary', 'bench', '', NULL, %s,
                 '{{"color": "Navy Blue", "material": "Cotton"}}', '["bench"]',
                 '{{"category": 0.6, "color": 0.9}}', '{{}}', '[]', 0.6, 0.6, 0.66,
                 'needs_review', 'low_confidence', 0, 0, 0, 0, 0, 1, '[]', '', now()
-            FROM {product_table} WHERE status = 'needs_review'""",  # noqa: S608
+            FROM {image_table}""",  # noqa: S608
             [tshirts],
         )
         cursor.execute("ANALYZE")
