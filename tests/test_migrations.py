@@ -12,6 +12,9 @@ from django.utils import timezone
 BEFORE_THE_MOVE = [
     ("review", "0002_prompt_tuning"),
     ("annotator", "0005_routing_setting"),
+    # tuning's first migration only takes the models over (state); the columns
+    # it added later to the shared tables did not exist before the move.
+    ("tuning", "0001_initial"),
 ]
 
 
