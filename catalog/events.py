@@ -10,6 +10,7 @@ are in the outbox and the periodic sweep dispatches every undispatched one."""
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import queue
@@ -56,8 +57,25 @@ class Publisher:
                     threading.Thread(
                         target=self._run, args=(self._queue,), name="event-publisher", daemon=True
                     ).start()
+                    if self._pid is None:
+                        atexit.register(self.flush)
                     self._pid = os.getpid()
         self._queue.put(list(event_ids))
+
+    def flush(self) -> None:
+        """Send what is still waiting, here and now (at exit: a command's
+        events go out with it rather than with the next sweep)."""
+        ids: list[int] = []
+        while True:
+            try:
+                ids += self._queue.get_nowait()
+            except queue.Empty:
+                break
+        for start in range(0, len(ids), self._batch):
+            try:
+                self._send(ids[start : start + self._batch])
+            except Exception:  # noqa: BLE001 - the sweep has them
+                log.exception("could not enqueue events; the sweep will deliver them")
 
     def _run(self, pending: queue.SimpleQueue[list[int]]) -> None:
         carry: list[int] = []

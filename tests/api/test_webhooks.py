@@ -296,3 +296,23 @@ def test_events_are_published_off_the_request_thread_and_merged_while_one_is_sen
     assert wait_for(lambda: sum(len(ids) for _, ids in sent) == 6, timeout=5)
     assert [ids for _, ids in sent] == [[1], [2, 3, 4, 5], [6]]
     assert {name for name, _ in sent} == {"event-publisher"}
+
+
+def test_events_still_waiting_are_sent_by_flush():
+    """At exit (atexit), what the thread has not taken yet goes out at once,
+    from the exiting thread, in jobs of at most `batch`."""
+    sent: list[list[int]] = []
+    release = threading.Event()
+
+    def send(ids: list[int]) -> None:
+        sent.append(ids)
+        if threading.current_thread().name == "event-publisher":
+            release.wait(5)  # the publisher thread is stuck sending its first job
+
+    publisher = Publisher(send, batch=2)
+    publisher.put([1])
+    assert wait_for(lambda: sent == [[1]], timeout=5)
+    publisher.put([2, 3, 4])
+    publisher.flush()
+    release.set()
+    assert sent == [[1], [2, 3], [4]]
