@@ -143,14 +143,20 @@ def _circuit_open(provider: str) -> None:
 def circuit_record(provider: str, *, ok: bool) -> None:
     key = f"annotator:circuit:{provider}:failures"
     if ok:
-        cache.delete(key)
+        # Every answer passes here: one read of what there is to reset, and a
+        # delete only for what is set (was four round trips to the cache a call,
+        # a fifth of a worker thread's time at 180 ms a call).
+        open_key = f"annotator:circuit:{provider}:open_until"
+        present = cache.get_many([key, open_key, FALLBACK_SERVED_KEY])
+        if key in present:
+            cache.delete(key)
         cache.set(f"annotator:circuit:{provider}:answered_at", time.time(), ANSWERED_AT_TTL)
-        if cache.delete(f"annotator:circuit:{provider}:open_until"):
+        if open_key in present and cache.delete(open_key):
             # The circuit was open, so this was its probe: the provider is back.
             log.warning("annotator circuit for %s closed: the provider answered", provider)
             _send_by_name(RETRIES_RELEASE_TASK, what="the release of the pending retries")
-        if cache.delete(FALLBACK_SERVED_KEY):  # one thread of one worker wins
-            _reannotation_sweep_queue()
+        if FALLBACK_SERVED_KEY in present and cache.delete(FALLBACK_SERVED_KEY):
+            _reannotation_sweep_queue()  # one thread of one worker wins the delete
         return
     cache.add(key, 0, timeout=settings.ANNOTATOR_CIRCUIT_COOLDOWN * 10)
     failures = cache.incr(key)
