@@ -26,17 +26,43 @@ from ninja.security import HttpBearer, SessionAuth
 from ninja.throttling import BaseThrottle
 
 from accounts.roles import ALL_ROLES, has_role
+from accounts.throttling import (
+    client_ip,
+    cool_off_seconds,
+    failed_attempt_register,
+    is_locked,
+    lockout_message,
+)
+from api.models import ApiToken
 from api.services.tokens import api_token_authenticate
 from config.queue import BROKER_ERRORS
 
 log = logging.getLogger(__name__)
 
 
+class TokenLocked(Exception):
+    """Too many wrong tokens from this address: refused until the cool-off ends."""
+
+
+def _token_check(request: HttpRequest, secret: str) -> ApiToken | None:
+    """The live token for `secret`, with the login limit applied per client address:
+    after LOGIN_FAILURE_LIMIT wrong tokens the address gets 429 for the cool-off,
+    whatever it sends (a right token too, as a locked browser login does), so
+    guessing learns nothing more until then."""
+    key = f"api-token:{client_ip(request)}"
+    if is_locked(key):
+        raise TokenLocked
+    found = api_token_authenticate(secret=secret)
+    if found is None and failed_attempt_register(key) >= settings.AXES_FAILURE_LIMIT:
+        log.warning("API token log-ins locked for %s: too many wrong tokens", client_ip(request))
+    return found
+
+
 class TokenAuth(HttpBearer):
     """`Authorization: Bearer <token>`: the request acts as the token's user."""
 
     def authenticate(self, request: HttpRequest, token: str) -> Any:
-        found = api_token_authenticate(secret=token)
+        found = _token_check(request, token)
         if found is None:
             return None
         request.user = found.user
@@ -94,7 +120,10 @@ def _docs_access(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespons
     def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         header = request.headers.get("Authorization", "")
         if header[:7].lower() == "bearer ":
-            token = api_token_authenticate(secret=header[7:].strip())
+            try:
+                token = _token_check(request, header[7:].strip())
+            except TokenLocked:
+                return _locked_response()
             if token is not None:
                 request.user = token.user
         if not request.user.is_authenticated:
@@ -174,6 +203,19 @@ def _throttled(request: HttpRequest, exc: Throttled) -> HttpResponse:
     response = _error(request, 429, "rate_limited", "Too many requests; slow down.")
     response["Retry-After"] = str(math.ceil(exc.wait or 1))
     return response
+
+
+def _locked_response() -> HttpResponse:
+    response = JsonResponse(
+        {"error": "locked", "detail": lockout_message(), "fields": []}, status=429
+    )
+    response["Retry-After"] = str(cool_off_seconds())
+    return response
+
+
+@api.exception_handler(TokenLocked)
+def _token_locked(request: HttpRequest, exc: TokenLocked) -> HttpResponse:
+    return _locked_response()
 
 
 @api.exception_handler(HttpError)

@@ -103,6 +103,8 @@ def _record(index: int, raw: Any) -> tuple[int, dict[str, Any] | str]:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "row"
+        if first["type"] == "string_pattern_mismatch":  # the only pattern: Text's
+            return index, f"{where}: control characters (such as NUL) are not allowed"
         return index, f"{where}: {first['msg']}"
     record: dict[str, Any] = {"sku": row.sku}
     for name in ("title", "description", "brand"):

@@ -12,9 +12,10 @@ from catalog.models import Product
 ProductStatus = Literal[tuple(Product.Status.values)]  # type: ignore[valid-type]
 
 
-# PostgreSQL text cannot hold NUL and no field has a use for it; a pattern
-# (not a validator) so the OpenAPI schema says so too.
-Text = Annotated[str, StringConstraints(pattern=r"^[^\x00]*$")]
+# No control characters but tab, line feed and carriage return, as in every form
+# (accounts/hygiene.py): PostgreSQL text cannot hold NUL and no field has a use for
+# the others. A pattern (not a validator) so the OpenAPI schema says so too.
+Text = Annotated[str, StringConstraints(pattern=r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$")]
 
 
 class FieldErrorOut(Schema):

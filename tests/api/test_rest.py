@@ -338,3 +338,61 @@ def test_schema_and_docs_need_a_login(client, tagger, bearer):
     }
     client.force_login(tagger)
     assert client.get("/api/v1/docs").status_code == 200
+
+
+def test_wrong_tokens_lock_the_address_out_with_the_login_limit(client, tagger, bearer, settings):
+    # given the login limit of three failures
+    settings.AXES_FAILURE_LIMIT = 3
+    good = bearer(tagger)
+    wrong = {"HTTP_AUTHORIZATION": "Bearer loupe_not-a-token"}
+    # when an address sends three wrong tokens
+    codes = [client.get("/api/v1/taxonomy", **wrong).status_code for _ in range(3)]
+    # then each is refused, and after that even a right token waits out the cool-off
+    assert codes == [401, 401, 401]
+    response = client.get("/api/v1/taxonomy", **good)
+    assert response.status_code == 429
+    assert _json(response)["error"] == "locked"
+    assert "Too many failed log-ins" in _json(response)["detail"]
+    assert int(response["Retry-After"]) == int(settings.AXES_COOLOFF_TIME.total_seconds())
+    assert client.get("/api/v1/openapi.json", **good).status_code == 429
+    # ... while another address is not affected
+    assert client.get("/api/v1/taxonomy", REMOTE_ADDR="10.0.0.9", **good).status_code == 200
+
+
+def test_a_right_token_does_not_count_as_a_failure(client, tagger, bearer, settings):
+    settings.AXES_FAILURE_LIMIT = 2
+    good = bearer(tagger)
+    wrong = {"HTTP_AUTHORIZATION": "Bearer loupe_not-a-token"}
+    assert client.get("/api/v1/taxonomy", **wrong).status_code == 401
+    codes = [client.get("/api/v1/taxonomy", **good).status_code for _ in range(5)]
+    assert codes == [200] * 5
+
+
+def test_control_characters_in_json_fields_are_refused_and_good_rows_kept(client, manager, bearer):
+    payload = {
+        "products": [
+            {"sku": "OK1", "title": "Linen shirt", "description": "line one\nline two\tend"},
+            {"sku": "NUL1", "title": "shi\u0000rt"},
+            {"sku": "ESC1", "description": "red \u001b[31m"},
+        ]
+    }
+    response = client.post(
+        "/api/v1/products", payload, content_type="application/json", **bearer(manager)
+    )
+    body = _json(response)
+    assert (response.status_code, body["created"], body["failed"]) == (200, 1, 2)
+    assert [e["reason"] for e in body["errors"]] == [
+        "title: control characters (such as NUL) are not allowed",
+        "description: control characters (such as NUL) are not allowed",
+    ]
+    assert Product.objects.get(sku="OK1").description == "line one\nline two\tend"
+    assert list(Product.objects.values_list("sku", flat=True)) == ["OK1"]
+    # ... and a batch description with one is a 422 naming the field
+    response = client.post(
+        "/api/v1/annotation-batches",
+        {"skus": ["OK1"], "description": "x\u0007"},
+        content_type="application/json",
+        **bearer(manager),
+    )
+    assert response.status_code == 422
+    assert _json(response)["fields"][0]["loc"] == "body.payload.description"
