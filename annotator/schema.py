@@ -1,4 +1,4 @@
-"""The annotation contract (DESIGN.md): one JSON object per image.
+"""The annotation contract (docs/architecture.md): one JSON object per image.
 
 The attribute set is the taxonomy's, not this module's: `AnnotationOut`
 holds attributes and per-field confidences as dicts keyed by attribute code,

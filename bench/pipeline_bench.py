@@ -16,7 +16,8 @@ Needs DATABASE_URL (PostgreSQL; the bench creates and drops <name>_pipeline_benc
 and REDIS_URL (the bench uses it as given: pick a db number of your own).
 Prints JSON (medians of --repeat) and writes bench/results/pipeline_bench.json.
 
-Photos come from ../shared/data/fashion-products/large (187 real photos),
+Photos come from fashion-products/large in the shared data folder
+($LOUPE_SHARED_DATA, else ../shared/data from the repository root; 187 real photos),
 repeated under distinct SKUs; each repeat is re-encoded at another JPEG
 quality so its bytes (and sha256) differ and dedupe does not flatter the
 figure. The dedupe run is separate: half the products share a photo with
@@ -49,8 +50,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT.parent / "shared" / "data" / "fashion-products"
 sys.path.insert(0, str(ROOT))
+from tests.environment import shared_data_folder  # noqa: E402
+
+DATA = shared_data_folder(ROOT) / "fashion-products"
 
 
 def main() -> None:

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from annotator.models import PromptVersion
+from annotator.prompt_versions import prompt_version_create
 from catalog.demo import demo_products, draw_product_image
 from catalog.importers import import_file
 from catalog.models import Product
@@ -75,3 +77,20 @@ def openai_settings(settings, fake_openai):
     settings.REVIEW_THRESHOLD = 0.85
     settings.REVIEW_AUDIT_RATE = 0.0
     return settings
+
+
+@pytest.fixture
+def v1(db) -> PromptVersion:
+    return PromptVersion.objects.get(version=1)
+
+
+@pytest.fixture
+def v2(v1, taxonomist) -> PromptVersion:
+    return prompt_version_create(
+        source=v1,
+        user=taxonomist,
+        name="Careful with navy",
+        system_prompt=v1.system_prompt + "\nNavy is darker than blue: look twice.",
+        user_template=v1.user_template,
+        model="gpt-4.1-mini",
+    )

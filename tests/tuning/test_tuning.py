@@ -32,7 +32,7 @@ from annotator.models import (
     RoutingSettingChange,
 )
 from annotator.pipeline import annotation_run, review_threshold
-from annotator.prompt_versions import prompt_version_activate, prompt_version_create
+from annotator.prompt_versions import prompt_version_activate
 from annotator.trial import annotation_try
 from catalog.models import Category, Product, ProductImage, TaxonomyChange
 from catalog.taxonomy.formats import DEFAULT_TAXONOMY_FILE, parse_json, taxonomy_load
@@ -45,6 +45,8 @@ from tests.annotator.conftest import (  # noqa: F401
     GOOD_ANSWER,
     make_products,
     openai_settings,
+    v1,
+    v2,
 )
 from tests.brokers import broker_unreachable
 from tests.fake_openai import error_reply, reply_with_annotation
@@ -136,126 +138,6 @@ def image_of(product: Product) -> int:
 
 def snapshot(*models: type[Model]) -> dict:
     return {model.__name__: list(model.objects.order_by("pk").values()) for model in models}
-
-
-@pytest.fixture
-def v1(db) -> PromptVersion:
-    return PromptVersion.objects.get(version=1)
-
-
-@pytest.fixture
-def v2(v1, taxonomist) -> PromptVersion:
-    return prompt_version_create(
-        source=v1,
-        user=taxonomist,
-        name="Careful with navy",
-        system_prompt=v1.system_prompt + "\nNavy is darker than blue: look twice.",
-        user_template=v1.user_template,
-        model="gpt-4.1-mini",
-    )
-
-
-# --- prompt versions and activation -----------------------------------------------------
-
-
-@pytest.mark.django_db
-def test_a_new_version_is_not_active_and_carries_no_schema(v1, v2, taxonomist):
-    assert (v2.version, v2.is_active, v2.created_by, v2.model) == (
-        2,
-        False,
-        taxonomist,
-        "gpt-4.1-mini",
-    )
-    # the schema sent to the model is built from the taxonomy, not stored per version
-    assert v2.json_schema == {}
-    assert list(PromptVersion.objects.filter(is_active=True)) == [v1]
-
-
-@pytest.mark.django_db
-def test_activation_keeps_exactly_one_active_and_records_who_and_when(v1, v2, taxonomist, manager):
-    # when
-    before = timezone.now()
-    activation = prompt_version_activate(prompt_version=v2, user=manager)
-
-    # then
-    assert list(PromptVersion.objects.filter(is_active=True)) == [v2]
-    v2.refresh_from_db()
-    assert v2.activated_by == manager and before <= v2.activated_at <= timezone.now()
-    assert (activation.prompt_version, activation.previous, activation.activated_by) == (
-        v2,
-        v1,
-        manager,
-    )
-    assert activation.activated_at == v2.activated_at
-
-    # and switching back is one more history row
-    prompt_version_activate(prompt_version=v1, user=taxonomist)
-    assert list(PromptVersion.objects.filter(is_active=True)) == [v1]
-    assert list(
-        PromptActivation.objects.order_by("id").values_list(
-            "prompt_version__version", "previous__version", "activated_by__username"
-        )
-    ) == [(2, 1, "manager"), (1, 2, "taxonomist")]
-
-    # and activating the active version changes nothing
-    assert prompt_version_activate(prompt_version=v1, user=manager) is None
-    assert PromptActivation.objects.count() == 2
-
-
-@pytest.mark.django_db
-def test_activate_from_the_page(client, manager, v1, v2):
-    client.force_login(manager)
-
-    response = client.post(reverse("prompt_activate", args=[v2.pk]))
-
-    assert response["Location"] == reverse("prompt_detail", args=[v2.pk])
-    assert list(PromptVersion.objects.filter(is_active=True)) == [v2]
-    page = client.get(reverse("prompt_list")).content.decode()
-    assert "v2</a>" in page and "by manager" in page
-    assert PromptActivation.objects.get().activated_by == manager
-
-
-@pytest.mark.django_db
-def test_new_version_from_the_page(client, taxonomist, v1):
-    client.force_login(taxonomist)
-    form = client.get(reverse("prompt_new", args=[v1.pk]) + "?model=gpt-4.1-nano")
-    assert form.status_code == 200
-    assert 'value="gpt-4.1-nano"' in form.content.decode()
-
-    response = client.post(
-        reverse("prompt_new", args=[v1.pk]),
-        {
-            "name": "Shorter",
-            "model": "gpt-4.1-nano",
-            "system_prompt": "Tag the photo.\n{taxonomy}",
-            "user_template": "Title: {title}",
-        },
-    )
-
-    new = PromptVersion.objects.get(version=2)
-    assert response["Location"] == reverse("prompt_detail", args=[new.pk])
-    assert (new.name, new.model, new.system_prompt, new.user_template, new.is_active) == (
-        "Shorter",
-        "gpt-4.1-nano",
-        "Tag the photo.\n{taxonomy}",
-        "Title: {title}",
-        False,
-    )
-    assert new.created_by == taxonomist and new.json_schema == v1.json_schema
-
-
-@pytest.mark.django_db
-def test_a_system_prompt_without_the_taxonomy_is_refused(client, taxonomist, v1):
-    client.force_login(taxonomist)
-
-    response = client.post(
-        reverse("prompt_new", args=[v1.pk]),
-        {"name": "x", "model": "", "system_prompt": "Tag it.", "user_template": "{title}"},
-    )
-
-    assert response.status_code == 200
-    assert "must contain {taxonomy}" in response.content.decode()
-    assert PromptVersion.objects.count() == 1
 
 
 ROLES = ["no_role_user", "tagger", "taxonomist", "manager", "superuser"]
