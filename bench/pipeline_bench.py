@@ -23,6 +23,11 @@ quality so its bytes (and sha256) differ and dedupe does not flatter the
 figure. The dedupe run is separate: half the products share a photo with
 another one, byte for byte.
 
+The fake server keeps connections alive (HTTP/1.1), as OpenAI and the other
+providers do, so the figure shows the pooled client's connection reuse;
+`--no-keep-alive` makes it close each one (HTTP/1.0, how this bench ran
+before): every call then pays a TCP connect on both sides.
+
 Input tokens: the fake server counts characters / 4 of the text it receives
 (system + user prompt; the image is not counted). "prompt_tokens_before" is
 the same estimate for the taxonomy block as it was rendered before the
@@ -72,6 +77,12 @@ def main() -> None:
     parser.add_argument(
         "--naive-images", type=int, default=400, help="images for the naive client (a rate)"
     )
+    parser.add_argument(
+        "--no-keep-alive",
+        action="store_true",
+        help="the fake server closes every connection (HTTP/1.0), as it did before: "
+        "every call pays a TCP connect; for comparison only",
+    )
     args = parser.parse_args()
 
     base = os.environ.get("DATABASE_URL", "")
@@ -115,6 +126,7 @@ def main() -> None:
         "repeat": args.repeat,
         "annotator_concurrency": args.concurrency,
         "worker_command": _worker_command(args.worker_args),
+        "server_keep_alive": not args.no_keep_alive,
         "machine": {"cpus": os.cpu_count(), "loadavg_start": os.getloadavg()},
         "intake": intake,
         "prompt_tokens_before": _old_prompt_tokens(),
@@ -215,9 +227,10 @@ def _worker_command(extra: str) -> list[str]:
     return [str(ROOT / ".venv" / "bin" / "celery"), "-A", "config", "worker", *extra.split()]
 
 
-def _fake_server(latency: float) -> tuple[subprocess.Popen, str]:
+def _fake_server(latency: float, *, keep_alive: bool) -> tuple[subprocess.Popen, str]:
+    flags = [] if keep_alive else ["--no-keep-alive"]
     server = subprocess.Popen(
-        [sys.executable, "-m", "tests.fake_openai", "--latency", str(latency)],
+        [sys.executable, "-m", "tests.fake_openai", "--latency", str(latency), *flags],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,
@@ -425,7 +438,7 @@ def _at_latency(latency: float, args, env: dict) -> dict:
     from annotator.imaging import prepare_image
     from catalog.models import Product, ProductImage
 
-    server, url = _fake_server(latency)
+    server, url = _fake_server(latency, keep_alive=not args.no_keep_alive)
     try:
         products = Product.objects.filter(sku__startswith="B-")
         runs = [_annotate_once(env, args, products, url) for _ in range(args.repeat)]
@@ -471,7 +484,7 @@ def _dedupe_run(workdir: Path, photos: list[Path], args, env: dict) -> dict:
 
     count = min(args.images, 2 * len(photos))
     _intake(workdir, photos, count, distinct=False, env=env)
-    server, url = _fake_server(0.18)
+    server, url = _fake_server(0.18, keep_alive=not args.no_keep_alive)
     try:
         run = _annotate_once(env, args, Product.objects.filter(sku__startswith="D-"), url)
     finally:

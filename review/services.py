@@ -285,7 +285,7 @@ def values_validate(raw: dict[str, Any], vocabulary: Vocabulary) -> dict[str, An
     }
 
 
-def _field_values(values: dict[str, Any], codes: Iterable[str] = ()) -> dict[str, str]:
+def field_values(values: dict[str, Any], codes: Iterable[str] = ()) -> dict[str, str]:
     """One text per field: the category, each attribute the values hold (and
     each of `codes`, blank when absent), the tags."""
     attributes = values.get("attributes") or {}
@@ -450,7 +450,7 @@ def _corrections_record(
     """One row per field the reviewer changed: the category, the attributes
     that apply to the final category (`codes`), the tags. A suggested value
     for an attribute that no longer applies was dropped, not corrected."""
-    ai, final = _field_values(before, codes), _field_values(after, codes)
+    ai, final = field_values(before, codes), field_values(after, codes)
     Correction.objects.bulk_create(
         Correction(
             decision=decision,

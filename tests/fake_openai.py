@@ -17,7 +17,9 @@ tests/conftest.py.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import threading
 import time
 import uuid
@@ -67,14 +69,46 @@ class RecordedRequest(dict):
 class _Server(ThreadingHTTPServer):
     request_queue_size = 256  # many clients connect at once in the concurrency tests
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        connection, address = super().get_request()
+        with self._connections_lock:
+            self._connections.add(connection)
+        return connection, address
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._connections_lock:
+            self._connections.discard(request)
+        super().shutdown_request(request)
+
+    def connections_close(self) -> None:
+        """Close the open connections too: a kept-alive one would otherwise go on
+        being answered by its handler thread after the server stopped listening."""
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+
 
 class FakeOpenAI:
     """`latency` delays every chat answer (a slow model); `in_flight_max` is
     the most chat requests the server was answering at once; GET /models
-    lists `models`."""
+    lists `models`. With `keep_alive` it speaks HTTP/1.1 and keeps connections
+    open between requests, as the real APIs do; without, HTTP/1.0 (one
+    connection per request), which the tests were written against."""
 
     def __init__(
-        self, *, latency: float = 0.0, models: list[str] | None = None, port: int = 0
+        self,
+        *,
+        latency: float = 0.0,
+        models: list[str] | None = None,
+        port: int = 0,
+        keep_alive: bool = False,
     ) -> None:
         self.requests: list[RecordedRequest] = []
         self.default: Callable[[RecordedRequest], Reply] | None = None
@@ -86,7 +120,10 @@ class FakeOpenAI:
         self._replies: deque[Reply] = deque()
         self._lock = threading.Lock()
         self.keep_requests = True  # the bench server serves millions: keep none
-        self._server = _Server(("127.0.0.1", port), _handler_for(self))
+        handler = _handler_for(self)
+        if keep_alive:
+            handler.protocol_version = "HTTP/1.1"
+        self._server = _Server(("127.0.0.1", port), handler)
         # Handlers still sleeping on a `delay` must not hold up close().
         self._server.daemon_threads = True
         self._server.block_on_close = False
@@ -106,6 +143,7 @@ class FakeOpenAI:
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+        self._server.connections_close()
 
     def queue(self, *replies: Reply) -> None:
         """Answer the next requests with these replies, in order; then `default`."""
@@ -272,8 +310,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--latency", type=float, default=0.18)
+    parser.add_argument(
+        "--no-keep-alive", action="store_true", help="HTTP/1.0: a new connection per request"
+    )
     args = parser.parse_args()
-    fake = FakeOpenAI(latency=args.latency, port=args.port)
+    fake = FakeOpenAI(latency=args.latency, port=args.port, keep_alive=not args.no_keep_alive)
     fake.default = lambda request: reply_with_annotation(
         BENCH_ANSWER, prompt_tokens=_prompt_tokens(request)
     )

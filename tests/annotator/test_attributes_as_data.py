@@ -1,8 +1,8 @@
 """Attributes are data: an attribute added, limited or deactivated in the
 taxonomy screen changes the schema and prompt of the next annotation (as the
 local OpenAI-compatible server received them), normalisation, the review
-form, corrections and the corrections export, with no code change; answers
-stored before such a change still render."""
+form, corrections, the corrections export, the product feed and the API, with
+no code change; answers stored before such a change still render."""
 
 from __future__ import annotations
 
@@ -145,6 +145,12 @@ def test_an_attribute_added_in_the_taxonomy_screen_flows_from_prompt_to_export(
     assert record["ai"]["attributes"]["lining"] == "Lined"
     assert record["final"]["attributes"]["lining"] == "Unlined"
     assert "lining" in record["changed_fields"]
+    # ... as do the product feed and the API, where the shop reads final values
+    response = client.get(reverse("product_export"), {"format": "csv"})
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert [(row["sku"], row["lining"]) for row in rows] == [(product.sku, "Unlined")]
+    api_product = client.get(f"/api/v1/products/{product.sku}").json()
+    assert api_product["final"]["attributes"]["lining"] == "Unlined"
 
 
 def test_a_category_scoped_attribute_is_absent_from_products_of_other_categories(

@@ -5,6 +5,7 @@ login-checked view (session and role) wherever it is not."""
 from __future__ import annotations
 
 import base64
+import io
 import time
 
 import pytest
@@ -183,3 +184,13 @@ def test_a_tile_is_its_thumbnail_inlined_up_to_the_limit_else_its_signed_url(ima
     assert thumbnail_src(image_id=image.pk, name=gone) == image_url_sign(
         image_id=image.pk, name=gone
     )
+
+
+def test_the_product_list_shows_the_thumbnail_not_the_stored_copy(client, image, tagger):
+    client.force_login(tagger)
+    page = client.get(reverse("product_list")).content.decode()
+    assert f'src="{reverse("image_thumb", args=[image.pk])}"' in page
+    assert f'src="{reverse("image_file", args=[image.pk])}"' not in page
+    served = client.get(reverse("image_thumb", args=[image.pk]))
+    tile = Image.open(io.BytesIO(b"".join(served.streaming_content)))
+    assert max(tile.size) <= 256

@@ -17,7 +17,7 @@ from annotator.trial import annotation_try
 from catalog.taxonomy.vocabulary import vocabulary_current
 from config.queue import enqueue
 from review.models import Decision
-from review.services import _field_values, suggestion_values
+from review.services import field_values, suggestion_values
 from tuning.models import EvaluationItem, EvaluationRun
 from tuning.services.common import (
     GOLD_ACTIONS,
@@ -45,7 +45,7 @@ def gold_decisions() -> QuerySet[Decision]:
 def flat_values(values: dict[str, Any], codes: Iterable[str]) -> dict[str, str]:
     """Review values as one text per field, as corrections compare them
     (each of `codes` present, blank when the values have none)."""
-    return _field_values(values, codes)
+    return field_values(values, codes)
 
 
 def evaluation_start(
