@@ -238,6 +238,11 @@ def chat_completion(request: dict[str, Any], reply: Reply) -> dict[str, Any]:
 
 def _handler_for(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
+        # Headers and body go out in two writes: with a kept-alive connection,
+        # Nagle's algorithm would hold the body back for the client's delayed
+        # ACK (~40 ms a request). Real servers set TCP_NODELAY too.
+        disable_nagle_algorithm = True
+
         def do_POST(self) -> None:
             raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             try:

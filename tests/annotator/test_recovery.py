@@ -33,7 +33,7 @@ from django.urls import reverse
 from PIL import Image
 
 from annotator.models import Annotation, AnnotationBatch, AnnotationLease
-from annotator.services import annotation_batch_create, batch_progress
+from annotator.services import batch_progress
 from api.services.tokens import api_token_create
 from catalog.demo import demo_products, draw_product_image
 from catalog.importers import import_file
@@ -240,18 +240,18 @@ def test_every_worker_killed_mid_batch_a_new_worker_finishes_it(
 def test_workers_killed_during_a_provider_outage_lose_no_retry(
     default_taxonomy, openai_settings, fake_openai, tmp_path
 ):
-    # given a provider that is down (503, no fallback) and two workers that have
-    # scheduled the products' next tries
-    products = make_unique_products(tmp_path / "photos", 120)
+    # given a provider that is down (503, no fallback), two workers that have
+    # scheduled the next tries of a 200-product batch, and `annotate --wait`
+    products = make_unique_products(tmp_path / "photos", 200)
     fake_openai.latency = 0.2
     fake_openai.default = lambda request: error_reply(503, "overloaded")
     logs = tmp_path / "logs"
     logs.mkdir()
     outage = {} if DEFAULTS else {"ANNOTATOR_CIRCUIT_COOLDOWN": "10"}
-    batch = annotation_batch_create(products=Product.objects.all(), description="outage")
     with workers(2, base_url=fake_openai.url, logs=logs, env=outage) as first:
+        waiter, result = annotate_wait_in_background()
         assert wait_for(
-            lambda: AnnotationLease.objects.filter(retry_at__isnull=False).count() >= 60,
+            lambda: AnnotationLease.objects.filter(retry_at__isnull=False).count() >= 100,
             timeout=90,
         ), _logs(logs)
 
@@ -268,13 +268,18 @@ def test_workers_killed_during_a_provider_outage_lose_no_retry(
     with workers(1, base_url=fake_openai.url, logs=logs, env=outage):
         assert wait_for(all_terminal, timeout=120), _logs(logs)
         recovered_s = time.monotonic() - back_at
+        waiter.join(timeout=30)
     print(f"\nall done after the provider came back: {recovered_s:.1f} s (defaults: {DEFAULTS})")
 
+    # ... every product once, `annotate --wait` returned, the batch at 100%
     per_product = Counter(Annotation.objects.values_list("product_id", flat=True))
-    assert [per_product[p.pk] for p in products] == [1] * 120
+    assert [per_product[p.pk] for p in products] == [1] * 200
     assert set(Product.objects.values_list("status", flat=True)) == {"auto_accepted"}
-    assert sorted(answers.answered.values()) == [1] * 120  # each asked once once it was back
-    assert batch_progress(batch).percent == 100
+    assert sorted(answers.answered.values()) == [1] * 200  # each asked once once it was back
+    assert not waiter.is_alive()
+    assert result["exit"] == 0, result
+    assert "Done: 200 auto-accepted, 0 to review, 0 failed" in result["out"]
+    assert batch_progress(AnnotationBatch.objects.get()).percent == 100
     assert not AnnotationLease.objects.exists()
 
 
