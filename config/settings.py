@@ -11,6 +11,7 @@ startup with an error naming it); this module only turns them into settings.
 from __future__ import annotations
 
 from datetime import timedelta
+from importlib.util import find_spec
 from pathlib import Path
 from typing import TypeVar
 
@@ -58,8 +59,13 @@ INSTALLED_APPS = [
     "tuning",
     "reports",
     "api",
-    "ninja",  # serves the API docs page's JS/CSS from static files, no CDN
 ]
+# django-ninja's docs page (template, JS, CSS) comes from its package folder,
+# served from Loupe's own static files (no CDN; api.rest.core.Docs). Not an
+# installed app: that would import ninja in every process at start-up, and a
+# worker never serves the API (~5 MB of every worker process, counted by
+# bench/pipeline_bench.py).
+NINJA_FILES = Path(find_spec("ninja").origin).parent
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -85,7 +91,7 @@ WSGI_APPLICATION = "config.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "templates"],
+        "DIRS": [BASE_DIR / "templates", NINJA_FILES / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -134,7 +140,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATICFILES_DIRS = [BASE_DIR / "static"]
+STATICFILES_DIRS = [BASE_DIR / "static", NINJA_FILES / "static"]
 STATIC_ROOT = unless_set(env.STATIC_ROOT, VAR_DIR / "staticfiles")
 MEDIA_URL = "media/"
 MEDIA_ROOT = unless_set(env.MEDIA_ROOT, VAR_DIR / "media")

@@ -8,6 +8,7 @@ project's function views; DRF would add serializers parallel to the schemas."""
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
@@ -20,8 +21,10 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
+from ninja.openapi.docs import Swagger, _csrf_needed
 from ninja.security import HttpBearer, SessionAuth
 from ninja.throttling import BaseThrottle
 
@@ -138,6 +141,21 @@ def _docs_access(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespons
     return wrapped
 
 
+class Docs(Swagger):
+    """ninja's Swagger page with its JS and CSS from Loupe's static files. ninja
+    renders it so only when it is an installed app, and falls back to a CDN
+    otherwise; it is not one here (config/settings.py NINJA_FILES says why)."""
+
+    def render_page(self, request: HttpRequest, api: NinjaAPI, **kwargs: Any) -> HttpResponse:
+        self.settings["url"] = self.get_openapi_url(api, kwargs)
+        context = {
+            "swagger_settings": json.dumps(self.settings, indent=1),
+            "api": api,
+            "add_csrf": _csrf_needed(api),
+        }
+        return render(request, self.template, context)
+
+
 api = NinjaAPI(
     title="Loupe API",
     version="1",
@@ -150,6 +168,7 @@ api = NinjaAPI(
     urls_namespace="api-v1",
     auth=[TokenAuth(), BrowserSession()],
     throttle=[TokenRateThrottle()],
+    docs=Docs(),
     docs_decorator=_docs_access,
 )
 

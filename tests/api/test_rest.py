@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
+from django.contrib.staticfiles import finders
 from django.core.management import call_command
 
 from annotator.models import AnnotationBatch
@@ -337,7 +339,14 @@ def test_schema_and_docs_need_a_login(client, tagger, bearer):
         "/api/v1/taxonomy",
     }
     client.force_login(tagger)
-    assert client.get("/api/v1/docs").status_code == 200
+    docs = client.get("/api/v1/docs")
+    assert docs.status_code == 200
+    # ... with its JS and CSS from Loupe's own static files, never a CDN
+    page = docs.content.decode()
+    scripts = re.findall(r'<script src="([^"]+)"', page)
+    assert scripts == ["/static/ninja/swagger-ui-bundle.js", "/static/ninja/swagger-ui-init.js"]
+    assert "cdn" not in page.lower()
+    assert all(finders.find(src.removeprefix("/static/")) for src in scripts)
 
 
 def test_wrong_tokens_lock_the_address_out_with_the_login_limit(client, tagger, bearer, settings):
