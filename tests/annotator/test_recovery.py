@@ -210,6 +210,9 @@ def test_every_worker_killed_mid_batch_a_new_worker_finishes_it(
         # when every worker is killed with SIGKILL in the middle of the batch
         sigkill(first)
     killed_at = time.monotonic()
+    # Asked but never stored: the calls in flight (at most 2 x 8) and the answers
+    # that had arrived but were not yet written (outcomes are written every 0.5 s).
+    paid_not_stored = sum(answers.answered.values()) - Annotation.objects.count()
     assert 0 < Product.objects.filter(status="annotating").count() <= 160
     assert AnnotationLease.objects.filter(expires_at__isnull=False).exists()  # held by the dead
 
@@ -218,7 +221,10 @@ def test_every_worker_killed_mid_batch_a_new_worker_finishes_it(
         assert wait_for(all_terminal, timeout=120), _logs(logs)
         recovered_s = time.monotonic() - killed_at
         waiter.join(timeout=30)
-    print(f"\nrecovery after SIGKILL of every worker: {recovered_s:.1f} s (defaults: {DEFAULTS})")
+    print(
+        f"\nrecovery after SIGKILL of every worker: {recovered_s:.1f} s (defaults: {DEFAULTS}); "
+        f"asked but not stored when killed: {paid_not_stored}"
+    )
 
     # ... `annotate --wait` returned, none annotated twice, the batch at 100%
     assert not waiter.is_alive()
@@ -231,9 +237,8 @@ def test_every_worker_killed_mid_batch_a_new_worker_finishes_it(
     assert [per_product[p.pk] for p in products] == [1] * 200
     assert set(Annotation.objects.values_list("batch_id", flat=True)) == {batch.pk}
     assert not AnnotationLease.objects.exists()
-    # A call in flight when its worker died may have been answered and is asked
-    # again (at most the 2 x 8 calls in flight then); no other product is asked twice.
-    assert sum(answers.answered.values()) <= 200 + 16
+    # Only what the dead workers had asked and not stored is asked again, once.
+    assert sum(answers.answered.values()) <= 200 + paid_not_stored
     assert max(answers.answered.values()) <= 2
 
 
