@@ -158,8 +158,14 @@ def circuit_record(provider: str, *, ok: bool) -> None:
         if FALLBACK_SERVED_KEY in present and cache.delete(FALLBACK_SERVED_KEY):
             _reannotation_sweep_queue()  # one thread of one worker wins the delete
         return
-    cache.add(key, 0, timeout=settings.ANNOTATOR_CIRCUIT_COOLDOWN * 10)
-    failures = cache.incr(key)
+    timeout = settings.ANNOTATOR_CIRCUIT_COOLDOWN * 10
+    cache.add(key, 0, timeout=timeout)
+    try:
+        failures = cache.incr(key)
+    except ValueError:
+        # An answer on another thread reset the count between add and incr.
+        cache.set(key, 1, timeout=timeout)
+        failures = 1
     if failures >= settings.ANNOTATOR_CIRCUIT_FAILURES:
         _circuit_open(provider)
         cache.delete(key)

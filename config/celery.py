@@ -13,10 +13,10 @@ from celery.signals import (
 )
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-# A worker skips Django's system checks at start-up (`migrate`, `manage.py check`
-# and the web process's first requests find the same problems). Running them
-# imports every URL module, view, form and the REST API into every worker
-# process: ~9 MB of each and 0.3 s of its start, for code a worker never runs.
+# A worker skips Django's system checks at start-up (`migrate` and `manage.py
+# check` run them before a deployment starts workers). Running them imports every
+# URL module, view, form and the REST API into every worker process: ~9 MB of
+# each and 0.3 s of its start, for code a worker never runs.
 os.environ.setdefault("CELERY_SKIP_CHECKS", "1")
 
 app = Celery("loupe")

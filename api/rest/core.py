@@ -53,11 +53,17 @@ def _token_check(request: HttpRequest, secret: str) -> ApiToken | None:
     whatever it sends (a right token too, as a locked browser login does), so
     guessing learns nothing more until then."""
     key = f"api-token:{client_ip(request)}"
-    if is_locked(key):
-        raise TokenLocked
-    found = api_token_authenticate(secret=secret)
-    if found is None and failed_attempt_register(key) >= settings.AXES_FAILURE_LIMIT:
-        log.warning("API token log-ins locked for %s: too many wrong tokens", client_ip(request))
+    try:
+        if is_locked(key):
+            raise TokenLocked
+        found = api_token_authenticate(secret=secret)
+        if found is None and failed_attempt_register(key) >= settings.AXES_FAILURE_LIMIT:
+            log.warning("API tokens locked for %s: too many wrong ones", client_ip(request))
+    except BROKER_ERRORS as exc:
+        # The shared cache (Redis) is down: check the token without counting, as
+        # the rate limit does, rather than refuse every integration.
+        log.warning("API token failures not counted, the shared cache is unreachable: %s", exc)
+        found = api_token_authenticate(secret=secret)
     return found
 
 

@@ -241,6 +241,27 @@ def test_circuit_opens_after_consecutive_failures_and_a_success_resets(settings)
     assert not circuit_is_open("local")
 
 
+def test_a_failure_counts_when_an_answer_resets_the_count_at_the_same_moment(settings, monkeypatch):
+    # given an answer on another thread that resets the failure count right after
+    # this thread made sure the count exists (between its add and its incr)
+    cache.clear()
+    settings.ANNOTATOR_CIRCUIT_FAILURES, settings.ANNOTATOR_CIRCUIT_COOLDOWN = 2, 60
+    add = cache.add
+
+    def add_then_reset(key, *args, **kwargs):
+        added = add(key, *args, **kwargs)
+        circuit_record("openai", ok=True)
+        return added
+
+    monkeypatch.setattr(cache, "add", add_then_reset)
+    # when the failure is recorded, then it counts as the first (no KeyError from incr)
+    circuit_record("openai", ok=False)
+    monkeypatch.undo()
+    assert cache.get("annotator:circuit:openai:failures") == 1
+    circuit_record("openai", ok=False)
+    assert circuit_is_open("openai")
+
+
 def test_rate_limit_waits_for_the_next_minute_once_the_budget_is_spent(settings):
     cache.clear()
     settings.ANNOTATOR_RPM = 2

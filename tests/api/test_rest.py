@@ -405,3 +405,18 @@ def test_control_characters_in_json_fields_are_refused_and_good_rows_kept(client
     )
     assert response.status_code == 422
     assert _json(response)["fields"][0]["loc"] == "body.payload.description"
+
+
+def test_tokens_still_work_while_the_shared_cache_is_down(client, tagger, bearer, monkeypatch):
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from accounts import throttling
+
+    def unreachable(*args, **kwargs):
+        raise RedisConnectionError("cache down")
+
+    headers = bearer(tagger)
+    monkeypatch.setattr(throttling.cache, "get", unreachable)
+    assert client.get("/api/v1/taxonomy", **headers).status_code == 200
+    wrong = {"HTTP_AUTHORIZATION": "Bearer loupe_not-a-token"}
+    assert client.get("/api/v1/taxonomy", **wrong).status_code == 401
