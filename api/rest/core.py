@@ -24,7 +24,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
-from ninja.openapi.docs import Swagger, _csrf_needed
+from ninja.openapi.docs import Swagger
 from ninja.security import HttpBearer, SessionAuth
 from ninja.throttling import BaseThrottle
 
@@ -157,7 +157,8 @@ class Docs(Swagger):
         context = {
             "swagger_settings": json.dumps(self.settings, indent=1),
             "api": api,
-            "add_csrf": _csrf_needed(api),
+            # The page sends the CSRF token when a way in needs it (the session).
+            "add_csrf": any(getattr(auth, "csrf", False) for auth in api.auth or ()),
         }
         return render(request, self.template, context)
 

@@ -346,6 +346,7 @@ def test_schema_and_docs_need_a_login(client, tagger, bearer):
     scripts = re.findall(r'<script src="([^"]+)"', page)
     assert scripts == ["/static/ninja/swagger-ui-bundle.js", "/static/ninja/swagger-ui-init.js"]
     assert "cdn" not in page.lower()
+    assert 'data-api-csrf="true"' in page  # "try it out" sends the session's CSRF token
     assert all(finders.find(src.removeprefix("/static/")) for src in scripts)
 
 
