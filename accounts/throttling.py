@@ -31,6 +31,8 @@ from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from config.counters import counter_incr
+
 _PREFIX = "loupe:throttle"
 
 
@@ -67,12 +69,7 @@ def failed_attempt_register(key: str) -> int:
     """Count one failed attempt for `key`; lock it at the limit. Returns the count so far."""
     count_key, locked_key = _keys(key)
     timeout = cool_off_seconds()
-    cache.add(count_key, 0, timeout=timeout)
-    try:
-        count = cache.incr(count_key)
-    except ValueError:  # expired between add and incr
-        cache.set(count_key, 1, timeout=timeout)
-        count = 1
+    count = counter_incr(count_key, timeout=timeout)
     # The window runs from the last failure, as axes' does (and incr on some backends
     # resets the timeout to the default, so set it again either way).
     cache.touch(count_key, timeout=timeout)

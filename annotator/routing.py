@@ -32,6 +32,7 @@ from django.conf import settings
 from django.core.cache import cache
 
 from annotator.providers.base import AnnotationRequest, Provider, ProviderError, ProviderResult
+from config.counters import counter_incr
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +94,7 @@ def rate_limit_wait(*, now=time.time, sleep=time.sleep) -> None:
     while rpm > 0:
         window = int(now() // 60)
         key = f"annotator:rpm:{window}"
-        cache.add(key, 0, timeout=120)
-        if cache.incr(key) <= rpm:
+        if counter_incr(key, timeout=120) <= rpm:
             return
         sleep(max(0.05, 60 - now() % 60))
 
@@ -158,14 +158,7 @@ def circuit_record(provider: str, *, ok: bool) -> None:
         if FALLBACK_SERVED_KEY in present and cache.delete(FALLBACK_SERVED_KEY):
             _reannotation_sweep_queue()  # one thread of one worker wins the delete
         return
-    timeout = settings.ANNOTATOR_CIRCUIT_COOLDOWN * 10
-    cache.add(key, 0, timeout=timeout)
-    try:
-        failures = cache.incr(key)
-    except ValueError:
-        # An answer on another thread reset the count between add and incr.
-        cache.set(key, 1, timeout=timeout)
-        failures = 1
+    failures = counter_incr(key, timeout=settings.ANNOTATOR_CIRCUIT_COOLDOWN * 10)
     if failures >= settings.ANNOTATOR_CIRCUIT_FAILURES:
         _circuit_open(provider)
         cache.delete(key)
@@ -188,9 +181,7 @@ def provider_answered_at(provider: str) -> float | None:
 
 def _reannotation_sweep_queue() -> None:
     """The provider answers again after the fallback served: let the sweep
-    queue the fallback's products for it now rather than at its next period.
-    Runs in a call thread: a message, no SQL; a broker that is down only
-    delays the repair to the periodic sweep."""
+    queue the fallback's products for it now rather than at its next period."""
     if settings.ANNOTATOR_REANNOTATE_FALLBACK:
         _send_by_name(REANNOTATE_TASK, what="the fallback re-annotation sweep")
 

@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from catalog.images import product_image_fetch
 from catalog.models import ImportRun, Product, ProductImage
+from config.counters import counter_incr
 from config.queue import enqueue
 
 # A slot a killed worker never gave back expires after this long.
@@ -103,12 +104,7 @@ def _host_slot(url: str) -> Iterator[None]:
         yield
         return
     key = f"intake:host:{host}"
-    cache.add(key, 0, timeout=HOST_SLOT_TTL)
-    try:
-        taken = cache.incr(key)
-    except ValueError:  # expired between add and incr
-        cache.add(key, 1, timeout=HOST_SLOT_TTL)
-        taken = 1
+    taken = counter_incr(key, timeout=HOST_SLOT_TTL)
     if taken > limit:
         _release(key)
         raise HostBusy(host)

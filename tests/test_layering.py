@@ -25,7 +25,14 @@ FLOORS = {
     "tuning": 4,
 }
 # Project modules every app may use; config.urls is not one (it imports every app).
-SHARED = {"config.http", "config.stats", "config.csv_cells", "config.celery", "config.queue"}
+SHARED = {
+    "config.http",
+    "config.stats",
+    "config.csv_cells",
+    "config.celery",
+    "config.queue",
+    "config.counters",
+}
 
 
 def _modules(app: str) -> list[Path]:

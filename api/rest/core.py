@@ -18,7 +18,6 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
-from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
@@ -38,6 +37,7 @@ from accounts.throttling import (
 )
 from api.models import ApiToken
 from api.services.tokens import api_token_authenticate
+from config.counters import counter_incr
 from config.queue import BROKER_ERRORS
 
 log = logging.getLogger(__name__)
@@ -105,12 +105,7 @@ class TokenRateThrottle(BaseThrottle):
         self._wait = window_start + self.window - now
         key = f"api-rate:{who}:{window_start}"
         try:
-            cache.add(key, 0, timeout=self.window + 5)
-            try:
-                count = cache.incr(key)
-            except ValueError:  # expired between add and incr
-                cache.set(key, 1, timeout=self.window + 5)
-                count = 1
+            count = counter_incr(key, timeout=self.window + 5)
         except BROKER_ERRORS as exc:
             # Redis (cache and job queue) is down: serve the request rather than
             # fail it; what it hands to the queue answers 503 (config.queue).
