@@ -35,7 +35,6 @@ from tuning.services.evaluation import (
     evaluation_run_enqueue,
     evaluation_runs_requeue,
     evaluation_start,
-    flat_values,
     gold_decisions,
 )
 from tuning.services.maths import (
@@ -78,7 +77,6 @@ __all__ = [
     "evaluation_runs_requeue",
     "evaluation_start",
     "field_accuracy",
-    "flat_values",
     "gold_decisions",
     "percent",
     "precision_at",

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
 
 from django.db import transaction
 from django.db.models import Exists, Max, OuterRef, QuerySet
@@ -40,12 +38,6 @@ def gold_decisions() -> QuerySet[Decision]:
         .values("last")
     )
     return Decision.objects.filter(id__in=latest)
-
-
-def flat_values(values: dict[str, Any], codes: Iterable[str]) -> dict[str, str]:
-    """Review values as one text per field, as corrections compare them
-    (each of `codes` present, blank when the values have none)."""
-    return field_values(values, codes)
 
 
 def evaluation_start(
@@ -101,9 +93,9 @@ def evaluation_start(
                 run=run,
                 product_id=decision.product_id,
                 decision=decision,
-                truth=flat_values(decision.after, codes),
+                truth=field_values(decision.after, codes),
                 baseline=(
-                    flat_values(suggestion_values(stored[decision.product_id]), codes)
+                    field_values(suggestion_values(stored[decision.product_id]), codes)
                     if decision.product_id in stored
                     else None
                 ),
@@ -195,7 +187,7 @@ def evaluation_item_run(*, item: EvaluationItem, record_provider_error: bool = T
             raise_retryable=not record_provider_error,
         )
         item.candidate = (
-            flat_values(trial.values, vocabulary.attributes) if trial.values is not None else None
+            field_values(trial.values, vocabulary.attributes) if trial.values is not None else None
         )
         item.candidate_error = trial.error
         item.candidate_score = trial.score
@@ -229,7 +221,7 @@ def evaluation_item_run(*, item: EvaluationItem, record_provider_error: bool = T
                 raise_retryable=not record_provider_error,
             )
             item.baseline = (
-                flat_values(trial.values, vocabulary.attributes)
+                field_values(trial.values, vocabulary.attributes)
                 if trial.values is not None
                 else None
             )
