@@ -3,7 +3,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -13,6 +13,7 @@ from django.contrib.auth.models import Group
 from accounts.roles import MANAGERS, TAGGERS, TAXONOMY_ADMINS
 from tests.environment import SHARED_DATA_VARIABLE, missing, shared_data_folder
 from tests.factories import UserFactory
+from tests.media import s3_bucket_create, s3_server_start
 
 pytest_plugins = ["tests.fake_openai"]
 
@@ -62,6 +63,33 @@ def media_root(settings, tmp_path):
     """Every test writes images and uploads to its own folder."""
     settings.MEDIA_ROOT = tmp_path / "media"
     return settings.MEDIA_ROOT
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """An S3-compatible server on this machine (moto's server mode), for the session."""
+    server, endpoint = s3_server_start()
+    yield endpoint
+    server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint: str, settings, monkeypatch) -> str:
+    """A fresh bucket as Django's default storage."""
+    return s3_bucket_create(s3_endpoint, settings, monkeypatch)
+
+
+@pytest.fixture(params=["filesystem", "s3"])
+def media_storage(request: pytest.FixtureRequest) -> str:
+    """Run the test once on each media storage: the filesystem (the test's own
+    folder, media_root) and an S3 bucket (tests/media.py). Read what was stored
+    through tests.media, as the code does, never by a local path."""
+    if request.param == "s3":
+        from django.core.files.storage import default_storage
+
+        bucket = request.getfixturevalue("s3_bucket")
+        assert default_storage.bucket_name == bucket  # not the filesystem by mistake
+    return request.param
 
 
 def _user_in(group: str | None, **kwargs):

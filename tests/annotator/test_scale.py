@@ -183,6 +183,84 @@ def test_dedupe_reuses_across_batches_until_the_prompt_version_changes(
     assert (fresh.reused_from_id, fresh.prompt_version_id) == (None, version.pk)
 
 
+def test_dedupe_in_a_worker_reuses_across_batches_until_the_prompt_version_changes(
+    default_taxonomy, tmp_path, openai_settings, fake_openai, manager, celery_worker
+):
+    # given three products with one photo, annotated in separate batches by a worker;
+    # the worker re-reads the active prompt at once (it keeps it ANNOTATOR_CONTEXT_TTL s)
+    openai_settings.ANNOTATOR_CONTEXT_TTL = 0
+    first, second, third = _import_same_photo(tmp_path, 3)
+    fake_openai.default = good
+
+    def annotate_one(product: Product) -> Annotation:
+        batch = annotation_batch_create(
+            products=Product.objects.filter(pk=product.pk), description=product.sku
+        )
+        assert wait_for(lambda: batch_progress(batch).finished, timeout=60)
+        return batch.annotations.get()
+
+    paid = annotate_one(first)
+    reused = annotate_one(second)
+
+    # then the second batch reused the first answer without a call
+    assert len(fake_openai.requests) == 1
+    assert (reused.reused_from_id, reused.cost_usd, reused.attempts) == (paid.pk, 0, 0)
+
+    # when another prompt version is active, the same photo is asked again
+    active = PromptVersion.objects.get(is_active=True)
+    version = prompt_version_create(
+        source=active,
+        user=manager,
+        name="another version",
+        system_prompt=active.system_prompt,
+        user_template=active.user_template,
+    )
+    prompt_version_activate(prompt_version=version, user=manager)
+    fresh = annotate_one(third)
+
+    assert len(fake_openai.requests) == 2
+    assert (fresh.reused_from_id, fresh.prompt_version_id) == (None, version.pk)
+    assert fresh.cost_usd > 0
+
+
+def test_malformed_answers_get_one_repair_attempt_in_a_worker(
+    default_taxonomy, make_products, openai_settings, fake_openai, celery_worker
+):
+    # given a model whose first answers break the schema; for one product the repair too
+    openai_settings.ANNOTATOR_CONCURRENCY = 4
+    products = make_products(6)
+    hopeless = products[0].title
+    broken = {**GOOD_ANSWER, "confidence": "very"}
+
+    def answer(request):
+        messages = request["messages"]
+        is_repair = any(m["role"] == "assistant" for m in messages)
+        title = messages[1]["content"][0]["text"]
+        if is_repair and title != f"Product title: {hopeless}":
+            return reply_with_annotation(GOOD_ANSWER)
+        return reply_with_annotation(broken)
+
+    fake_openai.default = answer
+
+    # when the worker annotates them with 4 calls in flight
+    batch = annotate_all()
+
+    # then each product was asked twice: its answer and one repair quoting the error
+    assert len(fake_openai.requests) == 12
+    repairs = [r["messages"] for r in fake_openai.requests if len(r["messages"]) > 2]
+    assert len(repairs) == 6
+    assert all(
+        m[-1]["content"].startswith("That answer is not valid: answer does not match")
+        for m in repairs
+    )
+    outcomes = {
+        a.product_id: (a.status, a.attempts, a.product.status)
+        for a in batch.annotations.select_related("product")
+    }
+    assert outcomes.pop(products[0].pk) == ("parse_error", 2, "needs_review")
+    assert set(outcomes.values()) == {("ok", 2, "auto_accepted")}
+
+
 @pytest.mark.parametrize(
     ("status", "message", "expected"),
     [

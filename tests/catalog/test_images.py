@@ -38,6 +38,7 @@ from catalog.images import (
 )
 from catalog.models import Product, ProductImage
 from config.env import Environment
+from tests.media import stored_bytes, stored_names
 
 MB = 1024 * 1024
 
@@ -855,10 +856,6 @@ def test_normalise_image_reads_webp(server: Served) -> None:
 # --- product_image_fetch ----------------------------------------------------------------------
 
 
-def _stored_files(folder: Path) -> list[Path]:
-    return sorted(path for path in folder.rglob("*") if path.is_file())
-
-
 def _image(sku: str, **source: str) -> ProductImage:
     product = Product.objects.create(sku=sku)
     return ProductImage.objects.create(product=product, **source)
@@ -866,7 +863,7 @@ def _image(sku: str, **source: str) -> ProductImage:
 
 @pytest.mark.django_db
 def test_product_image_fetch_stores_a_normalised_copy(
-    photos: Photos, server: Served, media_root: Path
+    photos: Photos, server: Served, media_storage: str
 ) -> None:
     photo = photos.large[0]
     image = _image("SKU-1", source_url=server.url(f"/large/{photo.name}"))
@@ -887,19 +884,16 @@ def test_product_image_fetch_stores_a_normalised_copy(
         f"images/{sha[:2]}/{sha}-m1024.jpg",
         f"images/{sha[:2]}/{sha}-t256.jpg",
     )
-    assert _stored_files(media_root) == sorted(
-        media_root / name
-        for name in (image.file.name, image.model_file.name, image.thumb_file.name)
-    )
-    stored = _decoded((media_root / image.file.name).read_bytes())
+    assert stored_names() == sorted([image.file.name, image.model_file.name, image.thumb_file.name])
+    stored = _decoded(stored_bytes(image.file.name))
     assert (stored.format, stored.mode, max(stored.size)) == ("JPEG", "RGB", 1000)
-    thumb = _decoded((media_root / image.thumb_file.name).read_bytes())
+    thumb = _decoded(stored_bytes(image.thumb_file.name))
     assert (thumb.format, thumb.mode, max(thumb.size)) == ("JPEG", "RGB", 256)
 
 
 @pytest.mark.django_db
 def test_product_image_fetch_stores_the_same_photo_once(
-    photos: Photos, server: Served, media_root: Path
+    photos: Photos, server: Served, media_storage: str
 ) -> None:
     photo = photos.small[0]
     by_url = _image("SKU-1", source_url=server.url(f"/small/{photo.name}"))
@@ -911,12 +905,12 @@ def test_product_image_fetch_stores_the_same_photo_once(
     sha = hashlib.sha256(photo.read_bytes()).hexdigest()
     assert by_url.file.name == by_path.file.name == f"images/{sha[:2]}/{sha}.jpg"
     assert by_url.thumb_file.name == by_path.thumb_file.name
-    assert len(_stored_files(media_root)) == 3  # the copy and its two renditions, once
+    assert len(stored_names()) == 3  # the copy and its two renditions, once
 
 
 @pytest.mark.django_db
 def test_product_image_fetch_reads_a_path_relative_to_the_images_folder(
-    photos: Photos, media_root: Path
+    photos: Photos, media_storage: str
 ) -> None:
     photo = photos.small[1]
     image = _image("SKU-1", source_path=photo.name)
@@ -926,13 +920,13 @@ def test_product_image_fetch_reads_a_path_relative_to_the_images_folder(
     image.refresh_from_db()
     assert image.status == ProductImage.Status.READY
     assert (image.width, image.height, image.format) == (60, 80, "JPEG")
-    assert (media_root / image.file.name).is_file()
+    assert image.file.name in stored_names()
 
 
 @pytest.mark.parametrize("relative", [True, False], ids=["dot-dot", "absolute"])
 @pytest.mark.django_db
 def test_product_image_fetch_refuses_a_path_escaping_the_images_folder(
-    photos: Photos, media_root: Path, relative: bool
+    photos: Photos, media_storage: str, relative: bool
 ) -> None:
     outside = photos.large[0]
     source_path = f"../large/{outside.name}" if relative else str(outside)
@@ -944,12 +938,12 @@ def test_product_image_fetch_refuses_a_path_escaping_the_images_folder(
     assert image.status == ProductImage.Status.FAILED
     assert image.error == "path escapes the images folder"
     assert image.file.name == ""
-    assert _stored_files(media_root) == []
+    assert stored_names() == []
 
 
 @pytest.mark.django_db
 def test_product_image_fetch_marks_a_refused_image_failed_and_keeps_the_product(
-    server: Served, media_root: Path
+    server: Served, media_storage: str
 ) -> None:
     image = _image("SKU-1", source_url=server.url("/not-an-image"))
 
@@ -960,7 +954,7 @@ def test_product_image_fetch_marks_a_refused_image_failed_and_keeps_the_product(
     assert image.error == "not an image (or an unsupported format)"
     assert (image.file.name, image.sha256, image.width, image.format) == ("", "", None, "")
     assert Product.objects.filter(sku="SKU-1").exists()
-    assert _stored_files(media_root) == []
+    assert stored_names() == []
 
 
 @pytest.mark.django_db
@@ -991,7 +985,7 @@ def test_product_image_fetch_fails_an_image_without_a_source() -> None:
 
 @pytest.mark.django_db
 def test_a_clean_jpeg_is_stored_as_received_with_its_renditions(
-    photos: Photos, server: Served, media_root: Path, settings: Any
+    photos: Photos, server: Served, media_storage: str, settings: Any
 ) -> None:
     settings.IMAGE_STORE_PASSTHROUGH_MAX_SIDE = 4096
     photo = photos.large[0]
@@ -1001,15 +995,15 @@ def test_a_clean_jpeg_is_stored_as_received_with_its_renditions(
 
     image.refresh_from_db()
     assert image.status == ProductImage.Status.READY
-    assert (media_root / image.file.name).read_bytes() == photo.read_bytes()
-    model = _decoded((media_root / image.model_file.name).read_bytes())
-    thumb = _decoded((media_root / image.thumb_file.name).read_bytes())
+    assert stored_bytes(image.file.name) == photo.read_bytes()
+    model = _decoded(stored_bytes(image.model_file.name))
+    thumb = _decoded(stored_bytes(image.thumb_file.name))
     assert (max(model.size), max(thumb.size)) == (1024, 256)
 
 
 @pytest.mark.django_db
 def test_a_jpeg_with_exif_is_normalised_not_stored_as_received(
-    media_root: Path, settings: Any, tmp_path: Path
+    media_storage: str, settings: Any, tmp_path: Path
 ) -> None:
     settings.IMAGE_STORE_PASSTHROUGH_MAX_SIDE = 4096
     (tmp_path / "rotated.jpg").write_bytes(_rotated_jpeg())
@@ -1018,7 +1012,7 @@ def test_a_jpeg_with_exif_is_normalised_not_stored_as_received(
     product_image_fetch(image=image, images_dir=tmp_path)
 
     image.refresh_from_db()
-    stored = (media_root / image.file.name).read_bytes()
+    stored = stored_bytes(image.file.name)
     assert image.status == ProductImage.Status.READY
     assert stored != (tmp_path / "rotated.jpg").read_bytes()
     assert "exif" not in Image.open(io.BytesIO(stored)).info
@@ -1026,7 +1020,7 @@ def test_a_jpeg_with_exif_is_normalised_not_stored_as_received(
 
 @pytest.mark.django_db
 def test_a_truncated_clean_jpeg_is_refused_with_the_reason(
-    photos: Photos, media_root: Path, settings: Any, tmp_path: Path
+    photos: Photos, media_storage: str, settings: Any, tmp_path: Path
 ) -> None:
     settings.IMAGE_STORE_PASSTHROUGH_MAX_SIDE = 4096
     data = photos.large[0].read_bytes()
@@ -1037,7 +1031,7 @@ def test_a_truncated_clean_jpeg_is_refused_with_the_reason(
 
     image.refresh_from_db()
     assert (image.status, image.error) == ("failed", "image data is truncated or corrupt")
-    assert _stored_files(media_root) == []
+    assert stored_names() == []
 
 
 # --- bounded decoding of large images ------------------------------------------------------

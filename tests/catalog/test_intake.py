@@ -60,7 +60,7 @@ def _side(name: str) -> int:
 
 
 def test_import_of_100_image_urls_is_fetched_by_the_worker_once_each(
-    served: ImageServer, tmp_path, settings, celery_worker
+    served: ImageServer, tmp_path, settings, media_storage, celery_worker
 ):
     # given a file of 100 products, each with its own image URL
     settings.ANNOTATOR_IMAGE_MAX_SIDE = 1024
@@ -176,7 +176,9 @@ def test_host_slots_bound_fetches_per_host(settings):
         pass
 
 
-def test_make_renditions_fills_in_images_stored_before_renditions(db, tmp_path, shared_data):
+def test_make_renditions_fills_in_images_stored_before_renditions(
+    db, tmp_path, shared_data, media_storage
+):
     # given an image stored inline, then stripped of its renditions (an old row)
     photo = sorted((shared_data / "fashion-products" / "large").glob("*.jpg"))[0]
     (tmp_path / "p.csv").write_text(f"sku,image_path\nOLD,{photo}\n")
@@ -209,7 +211,7 @@ def test_an_untrusted_caller_cannot_make_a_worker_read_server_files(db, celery_w
 
 
 def test_images_whose_message_was_lost_are_queued_again_and_fetched_once(
-    served: ImageServer, celery_worker
+    served: ImageServer, media_storage, celery_worker
 ):
     # given an image left pending for an hour (its message lost with a broker restart)
     product = Product.objects.create(sku="LOST-1")

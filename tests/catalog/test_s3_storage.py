@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,47 +18,17 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.management import call_command
 from django.urls import reverse
-from moto.server import ThreadedMotoServer
 
 from annotator.models import Annotation
 from catalog.image_urls import image_url_sign
 from catalog.importers import import_file
 from catalog.intake import import_run_image_counts
 from catalog.models import Product, ProductImage
-from config.settings import s3_media_storage
 from tests.annotator.conftest import GOOD_ANSWER, default_taxonomy, openai_settings  # noqa: F401
 from tests.fake_openai import reply_with_annotation
 from tests.imageserver import ImageServer, image_server
+from tests.media import REGION
 from tests.waiting import wait_for
-
-REGION = "us-east-1"
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
-@pytest.fixture
-def s3_bucket(s3_endpoint: str, settings, monkeypatch) -> str:
-    """A fresh bucket, and Django's default storage pointed at it (credentials from the
-    environment, as in production)."""
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test-key-id")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test-secret-key")
-    bucket = f"loupe-{uuid.uuid4().hex[:12]}"
-    boto3.client("s3", endpoint_url=s3_endpoint, region_name=REGION).create_bucket(Bucket=bucket)
-    settings.MEDIA_STORAGE = "s3"
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "default": s3_media_storage(
-            bucket=bucket, endpoint_url=s3_endpoint, region=REGION, url_expire=60
-        ),
-    }
-    return bucket
 
 
 def _objects(endpoint: str, bucket: str) -> dict[str, bytes]:
