@@ -7,19 +7,17 @@ from __future__ import annotations
 from catalog.taxonomy.vocabulary import Vocabulary
 
 DEFAULT_SYSTEM_PROMPT = """\
-You tag a fashion marketplace's product photos. From the image and the \
-title, answer with one JSON object following the schema.
-
-Rules:
-- "category": a top-level category; "subcategory": the most specific one below \
-it; both exactly as listed below.
-- Attributes: a value exactly as listed below, or null if the photo does not \
-show it (null outside the attribute's "only" categories).
-- "tags": 5 to 8 lowercase search keywords a shopper would type.
-- "confidence" (0-1): how sure you are of the whole answer; "field_confidence": \
-per field. Be honest: 0.5 is a coin toss.
-- "image_issues": problems such as "no product visible", "several products", \
-"low resolution", "watermark or text"; empty if none.
+Tag a fashion marketplace's product photo from the image and the title: one \
+JSON object following the schema.
+- category: a top-level category; subcategory: the most specific one below it; \
+both exactly as listed.
+- attributes: a value exactly as listed, or null if the photo does not show it \
+or the product is outside the attribute's categories ("only ..." / "all but ...").
+- tags: 5 to 8 lowercase search keywords a shopper would type.
+- confidence (0-1): how sure you are of the whole answer; field_confidence: per \
+field. Be honest: 0.5 is a coin toss.
+- image_issues: e.g. "no product visible", "several products", "low \
+resolution", "watermark or text"; empty if none.
 
 {taxonomy}"""
 
@@ -32,7 +30,7 @@ def render_taxonomy(vocabulary: Vocabulary) -> str:
     repeating its ancestors (about half the tokens of one path per line)."""
     lines = ["Categories (Top: subcategories; indented: path below Top: subcategories):"]
     lines += render_category_groups(vocabulary)
-    lines += ["", "Attributes:"]
+    lines += ["", "Attributes (code: values):"]
     for code, values in vocabulary.attributes.items():
         lines.append(
             f"{code}{_scope_note(vocabulary, code)}: " + ", ".join(value.name for value in values)
@@ -75,14 +73,35 @@ def _scope_note(vocabulary: Vocabulary, code: str) -> str:
     """Where an attribute applies. Every attribute is in the one schema
     (nullable), so the prompt says which apply where; the pipeline drops the
     others once the category is known (bench/attribute_prompt_bench.py
-    measured this against a two-step prompt)."""
+    measured this against a two-step prompt). Paths under one parent are
+    listed once under it ("Footwear > Heels, Pumps"), and a scope of whole
+    top-level categories is said by what it leaves out when that is shorter
+    ("all but Beauty & Personal Care")."""
     term = vocabulary.attribute_terms.get(code)
     name = term.name if term else code
     label = f" ({name})" if name.lower() != code.replace("_", " ").lower() else ""
     if term is None or term.scope is None:
         return label
-    where = "; ".join(term.scope_paths) or "no category"
+    where = _paths_grouped(term.scope_paths) or "no category"
+    if term.scope_paths and all(" > " not in path for path in term.scope_paths):
+        tops = sorted({t.path for t in vocabulary.categories if " > " not in t.path})
+        outside = [top for top in tops if top not in term.scope_paths]
+        if outside and len("all but " + "; ".join(outside)) < len("only " + where):
+            return f"{label} (all but {'; '.join(outside)})"
     return f"{label} (only {where})"
+
+
+def _paths_grouped(paths: tuple[str, ...]) -> str:
+    """Sorted category paths, each parent once: "A > x, y; B"."""
+    groups: dict[str, list[str]] = {}
+    for path in paths:
+        parent, _, leaf = path.rpartition(" > ")
+        groups.setdefault(parent, []).append(leaf)
+    parts = []
+    for parent, leaves in groups.items():
+        names = (" | " if any("," in leaf for leaf in leaves) else ", ").join(leaves)
+        parts.append(f"{parent} > {names}" if parent else names)
+    return "; ".join(parts)
 
 
 def render_system_prompt(template: str, vocabulary: Vocabulary) -> str:

@@ -29,11 +29,16 @@ providers do, so the figure shows the pooled client's connection reuse;
 before): every call then pays a TCP connect on both sides.
 
 Input tokens: the fake server counts characters / 4 of the text it receives
-(system + user prompt; the image is not counted). "prompt_tokens_before" is
-the same estimate for the taxonomy block as it was rendered before the
-compact form (one full path per line); "prompt_tokens_five_attributes" is
-today's request with only the five attributes it had when the 3,300-token
-figure was taken (the default taxonomy now ships eleven).
+(system + user prompt; the image is not counted). "prompt_tokens" gives
+today's request, the taxonomy block as it was rendered before the compact
+form (one full path per line) and today's request with only the five
+attributes it had when the 3,300-token figure was taken (the default
+taxonomy now ships eleven), each as characters / 4 and as o200k_base tokens
+(bpe-openai, a dev requirement).
+
+SQL statements per image: one more annotation run after the timed ones, on
+`celery -A bench.counted_worker worker` (the same app with every statement
+counted; bench/counted_worker.py), so the count costs the timed runs nothing.
 """
 
 from __future__ import annotations
@@ -129,8 +134,7 @@ def main() -> None:
         "server_keep_alive": not args.no_keep_alive,
         "machine": {"cpus": os.cpu_count(), "loadavg_start": os.getloadavg()},
         "intake": intake,
-        "prompt_tokens_before": _old_prompt_tokens(),
-        "prompt_tokens_five_attributes": _five_attribute_prompt_tokens(),
+        "prompt_tokens": _prompt_tokens(),
         "latencies": {},
     }
     for latency in args.latency:
@@ -222,9 +226,9 @@ def _intake(workdir: Path, photos: list[Path], count: int, *, distinct: bool, en
     }
 
 
-def _worker_command(extra: str) -> list[str]:
+def _worker_command(extra: str, *, app: str = "config") -> list[str]:
     # As the README's production section starts it (no flags needed).
-    return [str(ROOT / ".venv" / "bin" / "celery"), "-A", "config", "worker", *extra.split()]
+    return [str(ROOT / ".venv" / "bin" / "celery"), "-A", app, "worker", *extra.split()]
 
 
 def _fake_server(latency: float, *, keep_alive: bool) -> tuple[subprocess.Popen, str]:
@@ -299,9 +303,12 @@ def _xacts() -> int:
         return cursor.fetchone()[0]
 
 
-def _annotate_once(env: dict, args, products, url: str) -> dict:
+def _annotate_once(env: dict, args, products, url: str, *, app: str = "config") -> dict:
+    from django.core.cache import cache
+
     from annotator.models import Annotation, AnnotationBatch
     from annotator.services import annotation_batch_create
+    from bench.counted_worker import QUERIES_KEY
     from catalog.models import Product
 
     Annotation.objects.all().delete()
@@ -309,7 +316,7 @@ def _annotate_once(env: dict, args, products, url: str) -> dict:
     Product.objects.update(status="pending")
     log = open(Path(env["LOUPE_VAR_DIR"]) / "worker.log", "w")  # noqa: SIM115
     worker = subprocess.Popen(
-        _worker_command(args.worker_args),
+        _worker_command(args.worker_args, app=app),
         cwd=ROOT,
         env={**env, "ANNOTATOR_BASE_URL": url},
         stdout=log,
@@ -319,6 +326,7 @@ def _annotate_once(env: dict, args, products, url: str) -> dict:
         time.sleep(6)  # the worker and its pool processes start
         pids = _proc_tree(worker.pid)
         cpu_before, xacts_before = _cpu_s(pids), _xacts()
+        queries_before = cache.get(QUERIES_KEY, 0)
         served_before = _stats(url)["served"]
         started = time.perf_counter()
         batch = annotation_batch_create(products=products, description="bench")
@@ -333,10 +341,14 @@ def _annotate_once(env: dict, args, products, url: str) -> dict:
         elapsed = time.perf_counter() - started
         cpu = _cpu_s(_proc_tree(worker.pid)) - cpu_before
         xacts = _xacts() - xacts_before
+        time.sleep(1.5 if app != "config" else 0)  # the counted worker adds its count every second
+        queries = cache.get(QUERIES_KEY, 0) - queries_before
         stats = _stats(url)
         count = batch.total
         tokens = [a for a in Annotation.objects.values_list("input_tokens", flat=True) if a]
+        counted = {"sql_statements_per_image": round(queries / count, 2)} if app != "config" else {}
         return {
+            **counted,
             "images_per_s": round(count / elapsed, 1),
             "worker_cpu_ms_per_image": round(cpu * 1000 / count, 1),
             "worker_rss_mb_per_process": rss_peak,
@@ -442,6 +454,9 @@ def _at_latency(latency: float, args, env: dict) -> dict:
     try:
         products = Product.objects.filter(sku__startswith="B-")
         runs = [_annotate_once(env, args, products, url) for _ in range(args.repeat)]
+        # One more run on the same app with every SQL statement counted
+        # (bench/counted_worker.py): kept out of the timed runs above.
+        counted = _annotate_once(env, args, products, url, app="bench.counted_worker")
         stored, prepared = [], []
         for image in ProductImage.objects.filter(product__in=products).order_by("id"):
             with image.file.open("rb") as stream:
@@ -469,6 +484,8 @@ def _at_latency(latency: float, args, env: dict) -> dict:
         "naive_client_images_per_s": round(naive_rate, 1),
         "naive_client_cpu_ms_per_image": statistics.median(n["cpu_ms_per_image"] for n in naive),
         "ratio_to_naive": round(median["images_per_s"] / naive_rate, 2),
+        "sql_statements_per_image": counted["sql_statements_per_image"],
+        "counted_run": counted,
         "call_models_no_database": {
             f"asyncio_{args.concurrency}": naive_32,
             f"threads_{args.concurrency}_one_sync_client": threads,
@@ -500,37 +517,52 @@ def _dedupe_run(workdir: Path, photos: list[Path], args, env: dict) -> dict:
     }
 
 
-def _old_prompt_tokens() -> int:
-    """chars/4 of the system prompt as rendered before the compact taxonomy block."""
-    from annotator.pipeline import prompt_active
+USER_PROMPT = "Product title: Product 1"
+
+
+def _tokens(system: str) -> dict:
+    """Input tokens of a request's text (system + user prompt, not the image):
+    characters / 4 (the unit of the 3,300 figure and of /prompts/) and, where
+    bpe-openai is installed (requirements-dev.txt), OpenAI's o200k_base
+    encoding (the file it ships is byte for byte tiktoken's, sha256 446a9538...)."""
     from annotator.prompts import prompt_tokens_estimate
+
+    counts = {"chars_4": prompt_tokens_estimate(system) + prompt_tokens_estimate(USER_PROMPT)}
+    try:
+        import bpe_openai
+    except ImportError:
+        return counts
+    encoding = bpe_openai.get_encoding("o200k_base")
+    counts["o200k"] = len(encoding.encode(system)) + len(encoding.encode(USER_PROMPT))
+    return counts
+
+
+def _prompt_tokens() -> dict:
+    """Today's request, the taxonomy block as rendered before the compact form
+    (one full path per line, the same taxonomy and prompt), and today's
+    request with only the five attributes the prompt had when the 3,300
+    figure was taken."""
+    import dataclasses
+
+    from annotator.pipeline import prompt_active
+    from annotator.prompts import render_system_prompt
     from catalog.taxonomy.vocabulary import vocabulary_current
 
+    template = prompt_active().system_prompt
     vocabulary = vocabulary_current()
     lines = ["Categories (Top > ... > Subcategory):"]
     lines += sorted(term.path for term in vocabulary.leaves)
     for code, values in vocabulary.attributes.items():
         lines += ["", f"Allowed {code} values: " + ", ".join(v.name for v in values)]
-    system = prompt_active().system_prompt.replace("{taxonomy}", "\n".join(lines))
-    return prompt_tokens_estimate(system) + prompt_tokens_estimate("Product title: Product 1")
-
-
-def _five_attribute_prompt_tokens() -> int:
-    """chars/4 of today's request with only the five attributes the prompt had
-    when its size was first measured (3,300 tokens): like for like with it."""
-    import dataclasses
-
-    from annotator.pipeline import prompt_active
-    from annotator.prompts import prompt_tokens_estimate, render_system_prompt
-    from catalog.taxonomy.vocabulary import vocabulary_current
-
-    vocabulary = vocabulary_current()
     five = {"color", "material", "style", "pattern", "season"}
-    vocabulary = dataclasses.replace(
+    five_only = dataclasses.replace(
         vocabulary, attributes={k: v for k, v in vocabulary.attributes.items() if k in five}
     )
-    system = render_system_prompt(prompt_active().system_prompt, vocabulary)
-    return prompt_tokens_estimate(system) + prompt_tokens_estimate("Product title: Product 1")
+    return {
+        "today": _tokens(render_system_prompt(template, vocabulary)),
+        "before_compact": _tokens(template.replace("{taxonomy}", "\n".join(lines))),
+        "five_attributes": _tokens(render_system_prompt(template, five_only)),
+    }
 
 
 if __name__ == "__main__":

@@ -179,10 +179,11 @@ def test_a_category_scoped_attribute_is_absent_from_products_of_other_categories
     assert sent_schema_attributes(first) == sent_schema_attributes(second)
     assert "heel_height" in sent_schema_attributes(first)["properties"]
     assert (
-        "\nheel_height (only Footwear > Block Heels; "
-        "Footwear > Heels; Footwear > Kitten Heels; Footwear > Pumps; Footwear > Stilettos; "
-        "Footwear > Wedges): Low Heel, Mid Heel, High Heel, Very High Heel"
+        "\nheel_height (only Footwear > Block Heels, Heels, Kitten Heels, Pumps, Stilettos, "
+        "Wedges): Low Heel, Mid Heel, High Heel, Very High Heel"
     ) in system_prompt(first)
+    # a scope of whole top-level categories is said by what it leaves out, when shorter
+    assert "\noccasion (all but Beauty & Personal Care): Everyday, " in system_prompt(first)
     # and each product keeps only the attributes of its category
     assert tee_annotation.attributes["sleeve_length"] == "Short Sleeve"
     assert "heel_height" not in tee_annotation.attributes
@@ -223,7 +224,7 @@ def test_limiting_and_deactivating_in_the_taxonomy_screen_change_the_next_reques
     request = fake_openai.requests[-1]
     assert "fit" not in sent_schema_attributes(request)["properties"]
     assert "\nfit" not in system_prompt(request)
-    scoped = "\noccasion (only Footwear > Pumps; Footwear > Stilettos): Everyday"
+    scoped = "\noccasion (only Footwear > Pumps, Stilettos): Everyday"
     assert scoped in system_prompt(request)
     assert "fit" not in annotation.attributes and "occasion" not in annotation.attributes
     # and each change is in the taxonomy history with who made it
