@@ -2,7 +2,8 @@
 
 Provider calls are I/O: a worker process keeps up to ANNOTATOR_CONCURRENCY
 calls in flight on a thread pool shared by the whole process, over one
-provider client (see routing.provider_for). The database is touched only by
+provider client (see routing.provider_for); annotator.inflight keeps fewer
+when fewer keep the process's core busy (fast answers). The database is touched only by
 the task's own thread: the chunk is loaded in bulk up front, the call threads
 do no SQL (image bytes, prompt rendering, the provider call, the shared cache
 for the rate limit and circuit), and outcomes are written in bulk as they
@@ -36,6 +37,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
+from annotator.inflight import InFlightLimit
 from annotator.models import AnnotationBatch, AnnotationLease
 from annotator.pipeline import (
     AnnotationContext,
@@ -65,24 +67,33 @@ FLUSH_ROWS = 100  # ... or as soon as this many are waiting
 # pixels: only this many at once per process, however many calls are in flight.
 _prepare_gate = threading.BoundedSemaphore(max(1, os.cpu_count() or 1))
 
-_pools: dict[tuple[int, int], ThreadPoolExecutor] = {}
+_pools: dict[tuple[int, int], tuple[ThreadPoolExecutor, InFlightLimit]] = {}
 _pools_lock = threading.Lock()
 
 
 def call_pool() -> ThreadPoolExecutor:
-    """The process's call threads: ANNOTATOR_CONCURRENCY calls in flight per
-    worker process, however many chunks the process runs at once."""
+    """The process's call threads: ANNOTATOR_CONCURRENCY per worker process,
+    however many chunks the process runs at once."""
+    return _process_calls()[0]
+
+
+def in_flight_limit() -> InFlightLimit:
+    """The process's gate on calls in flight (annotator.inflight): at most
+    ANNOTATOR_CONCURRENCY, fewer when fewer keep the process's core busy."""
+    return _process_calls()[1]
+
+
+def _process_calls() -> tuple[ThreadPoolExecutor, InFlightLimit]:
     key = (os.getpid(), settings.ANNOTATOR_CONCURRENCY)
-    pool = _pools.get(key)
-    if pool is None:
+    calls = _pools.get(key)
+    if calls is None:
         with _pools_lock:
-            pool = _pools.get(key)
-            if pool is None:
-                pool = _pools[key] = ThreadPoolExecutor(
-                    max_workers=max(1, settings.ANNOTATOR_CONCURRENCY),
-                    thread_name_prefix="annotator-call",
-                )
-    return pool
+            calls = _pools.get(key)
+            if calls is None:
+                maximum = max(1, settings.ANNOTATOR_CONCURRENCY)
+                pool = ThreadPoolExecutor(max_workers=maximum, thread_name_prefix="annotator-call")
+                calls = _pools[key] = (pool, InFlightLimit(maximum))
+    return calls
 
 
 @dataclass
@@ -259,22 +270,23 @@ def _load(products: list[Product], context: AnnotationContext) -> list[_Work]:
 
 def _call(work: _Work, context: AnnotationContext, stop: threading.Event):
     """Runs in a call thread: no SQL here."""
-    if stop.is_set():
-        raise _Stop
-    with _prepare_gate:
-        request = annotation_request_build(
-            product=work.product,
-            image=work.image,
-            prompt=context.prompt,
-            vocabulary=context.vocabulary,
-            system_prompt=context.system_prompt,
-        )
-    try:
-        return annotate_routed(product_id=work.product.pk, request=request), request
-    except ProviderError as exc:
-        if exc.fatal:
-            stop.set()  # no other thread starts a call the provider will refuse too
-        raise
+    with in_flight_limit().slot():
+        if stop.is_set():
+            raise _Stop
+        with _prepare_gate:
+            request = annotation_request_build(
+                product=work.product,
+                image=work.image,
+                prompt=context.prompt,
+                vocabulary=context.vocabulary,
+                system_prompt=context.system_prompt,
+            )
+        try:
+            return annotate_routed(product_id=work.product.pk, request=request), request
+        except ProviderError as exc:
+            if exc.fatal:
+                stop.set()  # no other thread starts a call the provider will refuse too
+            raise
 
 
 def _stop_message(exc: ProviderError) -> str:

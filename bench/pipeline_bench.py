@@ -64,6 +64,7 @@ sys.path.insert(0, str(ROOT))
 from tests.environment import shared_data_folder  # noqa: E402
 
 DATA = shared_data_folder(ROOT) / "fashion-products"
+PURE_CLIENT_CALLS = 32  # calls in flight of the pure clients compared with each other
 
 
 def main() -> None:
@@ -71,8 +72,16 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=2000)
     parser.add_argument("--latency", type=float, nargs="+", default=[0.18, 2.0])
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--concurrency", type=int, default=32, help="ANNOTATOR_CONCURRENCY")
+    parser.add_argument(
+        "--concurrency", type=int, default=None, help="ANNOTATOR_CONCURRENCY (default: Loupe's)"
+    )
     parser.add_argument("--worker-args", default="", help="extra `celery worker` arguments")
+    parser.add_argument(
+        "--intake-worker-args",
+        default="-Q images",
+        help="`celery worker` arguments of the intake worker (the README's: -Q images)",
+    )
+    parser.add_argument("--intake-only", action="store_true", help="time the intake alone")
     parser.add_argument("--skip-dedupe", action="store_true")
     parser.add_argument(
         "--django-debug",
@@ -110,7 +119,7 @@ def main() -> None:
         "ANNOTATOR_PROVIDER": "openai",
         "ANNOTATOR_API_KEY": "sk-bench",
         "ANNOTATOR_FALLBACK_PROVIDER": "",
-        "ANNOTATOR_CONCURRENCY": str(args.concurrency),
+        **({"ANNOTATOR_CONCURRENCY": str(args.concurrency)} if args.concurrency else {}),
         "REVIEW_AUDIT_RATE": "0",
     }
     os.environ.update(env)
@@ -123,23 +132,26 @@ def main() -> None:
     call_command("load_taxonomy", verbosity=0)
 
     photos = sorted((DATA / "large").glob("*.jpg"))
-    intake = _intake(workdir, photos, args.images, distinct=True, env=env)
+    intake = _intake(
+        workdir, photos, args.images, distinct=True, env=env, worker_args=args.intake_worker_args
+    )
     result: dict = {
         "benchmark": "pipeline",
         "django_debug": args.django_debug,
         "images": args.images,
         "repeat": args.repeat,
-        "annotator_concurrency": args.concurrency,
+        "annotator_concurrency": args.concurrency or "Loupe's default",
         "worker_command": _worker_command(args.worker_args),
         "server_keep_alive": not args.no_keep_alive,
         "machine": {"cpus": os.cpu_count(), "loadavg_start": os.getloadavg()},
+        "intake_worker_command": _worker_command(args.intake_worker_args),
         "intake": intake,
         "prompt_tokens": _prompt_tokens(),
         "latencies": {},
     }
-    for latency in args.latency:
+    for latency in [] if args.intake_only else args.latency:
         result["latencies"][str(latency)] = _at_latency(latency, args, env)
-    if not args.skip_dedupe:
+    if not args.skip_dedupe and not args.intake_only:
         result["dedupe"] = _dedupe_run(workdir, photos, args, env)
     result["machine"]["loadavg_end"] = os.getloadavg()
     out = ROOT / "bench" / "results"
@@ -165,7 +177,15 @@ def _reencoded(data: bytes, variant: int) -> bytes:
         return out.getvalue() + variant.to_bytes(4, "big")  # distinct bytes even at equal quality
 
 
-def _intake(workdir: Path, photos: list[Path], count: int, *, distinct: bool, env: dict) -> dict:
+def _intake(
+    workdir: Path,
+    photos: list[Path],
+    count: int,
+    *,
+    distinct: bool,
+    env: dict,
+    worker_args: str = "-Q images",
+) -> dict:
     """Import `count` rows with image paths (the import saves rows and queues one
     intake job per image), then the intake jobs on a worker of their own as the
     README's production section starts it (`-Q images`): images/s from import
@@ -194,7 +214,7 @@ def _intake(workdir: Path, photos: list[Path], count: int, *, distinct: bool, en
         writer.writerows(rows)
     log = open(workdir / "intake-worker.log", "w")  # noqa: SIM115
     worker = subprocess.Popen(
-        _worker_command("-Q images"), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        _worker_command(worker_args), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
     )
     try:
         time.sleep(6)  # the worker and its pool processes start
@@ -464,8 +484,9 @@ def _at_latency(latency: float, args, env: dict) -> dict:
             prepared.append(prepare_image(stored[-1], max_side=settings.ANNOTATOR_IMAGE_MAX_SIDE))
         prepared = prepared[: args.naive_images]
         naive = [_naive(url, prepared) for _ in range(args.repeat)]
-        naive_32 = _naive(url, prepared, concurrency=args.concurrency)
-        threads = _naive_threads(url, prepared, args.concurrency)
+        calls = args.concurrency or PURE_CLIENT_CALLS
+        naive_32 = _naive(url, prepared, concurrency=calls)
+        threads = _naive_threads(url, prepared, calls)
         profile = _prepare_profile(stored)
     finally:
         server.terminate()
@@ -487,8 +508,8 @@ def _at_latency(latency: float, args, env: dict) -> dict:
         "sql_statements_per_image": counted["sql_statements_per_image"],
         "counted_run": counted,
         "call_models_no_database": {
-            f"asyncio_{args.concurrency}": naive_32,
-            f"threads_{args.concurrency}_one_sync_client": threads,
+            f"asyncio_{calls}": naive_32,
+            f"threads_{calls}_one_sync_client": threads,
         },
         "profile": profile,
         "loadavg": os.getloadavg(),

@@ -164,7 +164,7 @@ class Environment(BaseModel):
     ANNOTATOR_MODEL: str = var("gpt-4o-mini", "a model name", min_length=1)
     ANNOTATOR_TIMEOUT: float = var(30.0, _positive("number of seconds"), gt=0, allow_inf_nan=False)
     ANNOTATOR_MAX_RETRIES: int = var(3, "a whole number (0 or more)", ge=0)
-    ANNOTATOR_CONCURRENCY: int = var(32, _positive("whole number"), gt=0)
+    ANNOTATOR_CONCURRENCY: int = var(128, _positive("whole number"), gt=0)
     ANNOTATOR_LEASE_SECONDS: int = var(60, _positive("whole number of seconds"), gt=0)
     ANNOTATOR_CONTEXT_TTL: float = var(
         5.0, "a number of seconds (0 or more)", ge=0, allow_inf_nan=False

@@ -1,0 +1,89 @@
+"""How many provider calls a worker process keeps in flight.
+
+A call is mostly waiting: at 180 ms a call a process needs ~30 calls in flight
+to keep its core busy, at 2 s several hundred. More than the core can serve
+buys nothing and costs: the threads contend for the GIL, every call in flight
+holds its image and request body, and the answers queue behind each other
+(bench/pipeline_bench.py: 100 in flight per process at 180 ms gave 130
+images/s and 452 MB against 143 images/s and 385 MB with 32). So the limit
+follows Little's law: calls in flight = rate x latency, where the rate a
+process can reach is 1 / (its CPU seconds per call) and the latency is the
+provider's unloaded one (a low percentile of recent calls: under load the
+measured latency grows with the queue, which would feed back into a larger
+limit). With HEADROOM for what the estimate misses, bounded by
+ANNOTATOR_CONCURRENCY (the process's call threads) and MIN_LIMIT.
+
+The estimate is renewed about once a second from the calls that finished;
+until then the limit is START_LIMIT (or ANNOTATOR_CONCURRENCY if lower)."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+START_LIMIT = 32
+MIN_LIMIT = 4
+HEADROOM = 1.5
+LATENCY_QUANTILE = 0.1  # of the recent calls: the provider's unloaded latency
+RECENT_CALLS = 200
+UPDATE_EVERY_S = 1.0
+MIN_CALLS_PER_UPDATE = 4
+
+
+class InFlightLimit:
+    """A process-wide gate: at most `limit` calls inside `slot()` at once, the
+    limit adapted as described in the module's docstring."""
+
+    def __init__(self, maximum: int, *, clock=time.monotonic, cpu_clock=time.process_time):
+        self.maximum = max(1, maximum)
+        self.limit = min(self.maximum, START_LIMIT)
+        self.active = 0
+        self._clock, self._cpu_clock = clock, cpu_clock
+        self._ready = threading.Condition()
+        self._latencies: deque[float] = deque(maxlen=RECENT_CALLS)
+        self._finished = 0
+        self._window = (clock(), cpu_clock(), 0)  # (wall, cpu, finished) at the last update
+
+    @contextmanager
+    def slot(self) -> Iterator[None]:
+        with self._ready:
+            while self.active >= self.limit:
+                self._ready.wait()
+            self.active += 1
+        began = self._clock()
+        try:
+            yield
+        finally:
+            self._done(self._clock() - began)
+
+    def _done(self, latency: float) -> None:
+        with self._ready:
+            self.active -= 1
+            self._finished += 1
+            self._latencies.append(latency)
+            now = self._clock()
+            wall, cpu, finished = self._window
+            calls = self._finished - finished
+            if now - wall >= UPDATE_EVERY_S and calls >= MIN_CALLS_PER_UPDATE:
+                spent = self._cpu_clock()
+                self.limit = self.limit_for(
+                    latency=_quantile(self._latencies, LATENCY_QUANTILE),
+                    cpu_per_call=(spent - cpu) / calls,
+                )
+                self._window = (now, spent, self._finished)
+            self._ready.notify_all()
+
+    def limit_for(self, *, latency: float, cpu_per_call: float) -> int:
+        if cpu_per_call <= 0:
+            return self.maximum
+        wanted = math.ceil(HEADROOM * latency / cpu_per_call - 1e-9)  # 30.000000000000004 is 30
+        return max(min(MIN_LIMIT, self.maximum), min(self.maximum, wanted))
+
+
+def _quantile(values: deque[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]

@@ -1,0 +1,91 @@
+"""The gate on provider calls in flight per worker process (annotator/inflight.py)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from annotator.inflight import START_LIMIT, InFlightLimit
+
+
+class Clocks:
+    """A wall clock and a CPU clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.wall = 0.0
+        self.cpu = 0.0
+
+    def finish_calls(self, gate: InFlightLimit, *, count: int, latency: float, cpu: float):
+        """`count` calls of `latency` seconds each, `cpu` CPU seconds each."""
+        for _ in range(count):
+            with gate.slot():
+                self.wall += latency
+                self.cpu += cpu
+
+
+@pytest.mark.parametrize(
+    ("latency", "cpu_per_call", "maximum", "limit"),
+    [
+        (0.18, 0.009, 128, 30),  # fast answers: what keeps the core busy, with headroom
+        (2.0, 0.009, 128, 128),  # slow answers: every call thread
+        (2.0, 0.009, 8, 8),  # never above ANNOTATOR_CONCURRENCY
+        (0.001, 0.05, 128, 4),  # never below the floor ...
+        (0.001, 0.05, 2, 2),  # ... unless the maximum is lower
+    ],
+)
+def test_the_limit_is_the_calls_that_keep_the_core_busy(latency, cpu_per_call, maximum, limit):
+    gate = InFlightLimit(maximum)
+
+    assert gate.limit_for(latency=latency, cpu_per_call=cpu_per_call) == limit
+
+
+def test_the_limit_follows_the_calls_that_finished():
+    clocks = Clocks()
+    gate = InFlightLimit(128, clock=lambda: clocks.wall, cpu_clock=lambda: clocks.cpu)
+    assert gate.limit == START_LIMIT
+
+    # a provider answering in 2 s: every thread is worth a call
+    clocks.finish_calls(gate, count=10, latency=2.0, cpu=0.009)
+    assert gate.limit == 128
+
+    # the provider speeds up to 180 ms: fewer calls keep the core busy
+    clocks.finish_calls(gate, count=200, latency=0.18, cpu=0.009)
+    assert gate.limit == 30
+
+
+def test_the_latency_is_the_providers_unloaded_one_not_the_queue():
+    clocks = Clocks()
+    gate = InFlightLimit(128, clock=lambda: clocks.wall, cpu_clock=lambda: clocks.cpu)
+
+    # most calls fast, a few slow (answers queued behind a busy core, a Retry-After)
+    for _ in range(20):
+        clocks.finish_calls(gate, count=9, latency=0.18, cpu=0.009)
+        clocks.finish_calls(gate, count=1, latency=3.0, cpu=0.009)
+
+    assert gate.limit == 30
+
+
+def test_no_more_calls_than_the_limit_are_inside_at_once():
+    gate = InFlightLimit(3)
+    inside, most = 0, 0
+    lock = threading.Lock()
+
+    def call() -> None:
+        nonlocal inside, most
+        with gate.slot():
+            with lock:
+                inside += 1
+                most = max(most, inside)
+            time.sleep(0.02)
+            with lock:
+                inside -= 1
+
+    threads = [threading.Thread(target=call) for _ in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+
+    assert most == 3 and gate.active == 0
