@@ -47,7 +47,7 @@ def test_the_limit_follows_the_calls_that_finished():
     assert gate.limit == START_LIMIT
 
     # a provider answering in 2 s: every thread is worth a call
-    clocks.finish_calls(gate, count=10, latency=2.0, cpu=0.009)
+    clocks.finish_calls(gate, count=20, latency=2.0, cpu=0.009)
     assert gate.limit == 128
 
     # the provider speeds up to 180 ms: fewer calls keep the core busy
@@ -89,3 +89,16 @@ def test_no_more_calls_than_the_limit_are_inside_at_once():
         thread.join(timeout=10)
 
     assert most == 3 and gate.active == 0
+
+
+def test_a_round_of_answers_carrying_the_next_rounds_cpu_does_not_halve_the_limit():
+    clocks = Clocks()
+    gate = InFlightLimit(128, clock=lambda: clocks.wall, cpu_clock=lambda: clocks.cpu)
+    clocks.finish_calls(gate, count=40, latency=2.0, cpu=0.009)
+    assert gate.limit == 128
+
+    # a second in which a few answers came back while the process sent 100 new calls
+    clocks.finish_calls(gate, count=4, latency=0.3, cpu=0.05)
+    clocks.wall += 1.0
+
+    assert gate.limit == 128
