@@ -29,6 +29,7 @@ import random
 import threading
 import time
 import uuid
+from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -168,6 +169,16 @@ def annotation_chunk_run(
     stop = threading.Event()
     not_tried: set[int] = set()
     pending: dict[Future, _Work] = {}
+    waiting: deque[_Work] = deque()  # calls to start once the process has a place in flight
+    gate = in_flight_limit()
+
+    def start_calls() -> None:
+        if stop.is_set():
+            waiting.clear()  # left unfinished: released below
+        while waiting and gate.acquire_nowait():
+            work = waiting.popleft()
+            pending[call_pool().submit(_call, work, context, stop)] = work
+
     for work in works:
         if work.image is None:
             rows.append((work.product.pk, no_image_fields()))
@@ -183,11 +194,16 @@ def annotation_chunk_run(
             followers.setdefault(key, []).append(work)  # same photo: wait for its answer
         else:
             leaders[key] = work
-            pending[call_pool().submit(_call, work, context, stop)] = work
+            waiting.append(work)
 
     last_flush = last_lease = time.monotonic()
-    while pending:
-        done, _ = wait(list(pending), timeout=FLUSH_EVERY_S, return_when=FIRST_COMPLETED)
+    start_calls()
+    while pending or waiting:
+        if pending:
+            done, _ = wait(list(pending), timeout=FLUSH_EVERY_S, return_when=FIRST_COMPLETED)
+        else:  # every place in flight is taken by another chunk of this process
+            done = set()
+            time.sleep(0.05)
         for future in done:
             work = pending.pop(future)
             try:
@@ -208,7 +224,7 @@ def annotation_chunk_run(
                 fields = provider_error_fields(exc, model=work.model)
                 rows.append((work.product.pk, {"image": work.image, **fields}))
                 for follower in followers.pop((work.image.sha256, work.model), []):
-                    pending[call_pool().submit(_call, follower, context, stop)] = follower
+                    waiting.append(follower)
                 continue
             fields = {"image": work.image, **served_fields(result[0], result[1], context, rng)}
             rows.append((work.product.pk, fields))
@@ -229,7 +245,8 @@ def annotation_chunk_run(
                             )
                         )
                     else:
-                        pending[call_pool().submit(_call, follower, context, stop)] = follower
+                        waiting.append(follower)
+        start_calls()
         now = time.monotonic()
         if rows and (len(rows) >= FLUSH_ROWS or now - last_flush >= FLUSH_EVERY_S):
             flush()
@@ -269,8 +286,10 @@ def _load(products: list[Product], context: AnnotationContext) -> list[_Work]:
 
 
 def _call(work: _Work, context: AnnotationContext, stop: threading.Event):
-    """Runs in a call thread: no SQL here."""
-    with in_flight_limit().slot():
+    """Runs in a call thread, holding one of the process's places in flight
+    (taken by start_calls, given back here with the call's duration): no SQL here."""
+    began = time.monotonic()
+    try:
         if stop.is_set():
             raise _Stop
         with _prepare_gate:
@@ -287,6 +306,8 @@ def _call(work: _Work, context: AnnotationContext, stop: threading.Event):
             if exc.fatal:
                 stop.set()  # no other thread starts a call the provider will refuse too
             raise
+    finally:
+        in_flight_limit().release(time.monotonic() - began)
 
 
 def _stop_message(exc: ProviderError) -> str:

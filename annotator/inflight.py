@@ -27,8 +27,6 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 log = logging.getLogger(__name__)
 
@@ -42,34 +40,32 @@ MIN_CALLS_PER_UPDATE = 4
 
 
 class InFlightLimit:
-    """A process-wide gate: at most `limit` calls inside `slot()` at once, the
-    limit adapted as described in the module's docstring."""
+    """The calls in flight of one process: a call starts only when
+    `acquire_nowait()` gives it a place, and `release()` reports how long it
+    took. The caller queues the calls that find no place (so the process
+    never holds more threads, or request bodies, than the limit), and the
+    limit adapts as described in the module's docstring. Thread-safe."""
 
     def __init__(self, maximum: int, *, clock=time.monotonic, cpu_clock=time.process_time):
         self.maximum = max(1, maximum)
         self.limit = min(self.maximum, START_LIMIT)
         self.active = 0
         self._clock, self._cpu_clock = clock, cpu_clock
-        self._ready = threading.Condition()
+        self._lock = threading.Lock()
         self._latencies: deque[float] = deque(maxlen=RECENT_CALLS)
         self._finished = 0
         self._window = (clock(), cpu_clock(), 0)  # (wall, cpu, finished) at the last update
         self._cpu_per_call: float | None = None
 
-    @contextmanager
-    def slot(self) -> Iterator[None]:
-        with self._ready:
-            while self.active >= self.limit:
-                self._ready.wait()
+    def acquire_nowait(self) -> bool:
+        with self._lock:
+            if self.active >= self.limit:
+                return False
             self.active += 1
-        began = self._clock()
-        try:
-            yield
-        finally:
-            self._done(self._clock() - began)
+            return True
 
-    def _done(self, latency: float) -> None:
-        with self._ready:
+    def release(self, latency: float) -> None:
+        with self._lock:
             self.active -= 1
             self._finished += 1
             self._latencies.append(latency)
@@ -88,7 +84,6 @@ class InFlightLimit:
                         cpu_per_call=self._cpu_per_call,
                     )
                 )
-            self._ready.notify_all()
 
     def _limit_set(self, limit: int) -> None:
         if limit != self.limit:
