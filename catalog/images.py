@@ -31,6 +31,7 @@ from catalog.models import ProductImage
 from catalog.renditions import (
     Renditions,
     clean_jpeg_renditions,
+    jpeg_metadata_stripped,
     model_side,
     renditions_store,
 )
@@ -646,17 +647,21 @@ def product_image_fetch(*, image: ProductImage, images_dir: Path | None = None) 
     made: Renditions | None = None
     try:
         data = _source_bytes(image, images_dir)
+        stored = data
         clean = clean_jpeg_renditions(data, model_side=model_side())
+        if clean is None and (stripped := jpeg_metadata_stripped(data)) is not None:
+            clean = clean_jpeg_renditions(stripped, model_side=model_side())
+            stored = stripped
         if clean is None:
             result = normalise_image(data)
-        else:  # stored as received (see clean_jpeg_renditions); renditions already made
+        else:  # stored as received, or less its metadata; renditions already made
             result = NormalisedImage(
                 sha256=hashlib.sha256(data).hexdigest(),
                 width=clean.width,
                 height=clean.height,
                 format="JPEG",
                 byte_size=len(data),
-                content=data,
+                content=stored,
             )
             made = clean.renditions
     except ImageError as exc:

@@ -145,6 +145,55 @@ def clean_jpeg_renditions(data: bytes, *, model_side: int) -> CleanJpeg | None:
     )
 
 
+# Segments that carry metadata rather than the picture: APP1 (EXIF, XMP), APP13
+# (Photoshop/IPTC) and comments. APP0 (JFIF), APP2 (ICC profile), APP14 (Adobe
+# colour transform), tables and frame headers stay: they describe the pixels.
+_METADATA_MARKERS = frozenset({0xE1, 0xED, 0xFE})
+_SOS = 0xDA
+
+
+def jpeg_metadata_stripped(data: bytes) -> bytes | None:
+    """`data` without its metadata segments, byte for byte otherwise (no decode,
+    no re-encode, no quality lost), or None: not a JPEG, no metadata to strip, an
+    orientation to apply (the pixels must turn: normalise_image does that), or
+    headers that do not parse. The result is checked like any received JPEG
+    (clean_jpeg_renditions decodes it to the end).
+
+    A quarter of the shared data's real product photos carry EXIF/XMP/IPTC (camera,
+    software, sometimes a place); re-encoding them was intake's dearest path
+    (~73 ms CPU for an 1800x2400 photo against ~20 ms for a clean one)."""
+    if data[:2] != b"\xff\xd8":
+        return None
+    try:
+        with Image.open(io.BytesIO(data), formats=["JPEG"]) as image:
+            if image.getexif().get(0x0112, 1) != 1:
+                return None
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError):
+        return None
+    kept = bytearray(data[:2])
+    removed = False
+    at = 2
+    while at + 4 <= len(data):
+        if data[at] != 0xFF:
+            return None
+        marker = data[at + 1]
+        if marker == 0xFF:  # fill byte
+            at += 1
+            continue
+        if marker == _SOS:  # the entropy-coded picture and the rest, as received
+            kept += data[at:]
+            return bytes(kept) if removed else None
+        length = int.from_bytes(data[at + 2 : at + 4], "big")
+        if length < 2:
+            return None
+        if marker in _METADATA_MARKERS:
+            removed = True
+        else:
+            kept += data[at : at + 2 + length]
+        at += 2 + length
+    return None
+
+
 def _store_once(name: str, content: bytes) -> str:
     """Content-addressed: the same photo is stored once, whoever imports it."""
     if default_storage.exists(name):

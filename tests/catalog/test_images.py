@@ -37,6 +37,7 @@ from catalog.images import (
     read_path,
 )
 from catalog.models import Product, ProductImage
+from catalog.renditions import jpeg_metadata_stripped
 from config.env import Environment
 from tests.media import stored_bytes, stored_names
 
@@ -1016,6 +1017,62 @@ def test_a_jpeg_with_exif_is_normalised_not_stored_as_received(
     assert image.status == ProductImage.Status.READY
     assert stored != (tmp_path / "rotated.jpg").read_bytes()
     assert "exif" not in Image.open(io.BytesIO(stored)).info
+
+
+def _jpeg_with_metadata(photo: Path, *, orientation: int = 1) -> bytes:
+    exif = Image.Exif()
+    exif[0x010F] = "PhoneMaker"  # Make
+    exif[0x0131] = "Editor 1.0"  # Software
+    exif[0x0112] = orientation
+    with Image.open(photo) as original:
+        return _encode(
+            original.convert("RGB"),
+            "JPEG",
+            quality=90,
+            exif=exif.tobytes(),
+            xmp=b'<x:xmpmeta xmlns:x="adobe:ns:meta/">author: someone</x:xmpmeta>',
+            comment=b"shot at home",
+        )
+
+
+@pytest.mark.django_db
+def test_a_jpeg_with_metadata_is_stored_without_it_and_without_reencoding(
+    photos: Photos, media_storage: str, settings: Any, tmp_path: Path
+) -> None:
+    settings.IMAGE_STORE_PASSTHROUGH_MAX_SIDE = 4096
+    data = _jpeg_with_metadata(photos.large[0])
+    (tmp_path / "meta.jpg").write_bytes(data)
+    image = _image("SKU-1", source_path="meta.jpg")
+
+    product_image_fetch(image=image, images_dir=tmp_path)
+
+    image.refresh_from_db()
+    stored = stored_bytes(image.file.name)
+    assert image.status == ProductImage.Status.READY
+    assert (image.sha256, image.byte_size) == (hashlib.sha256(data).hexdigest(), len(data))
+    with Image.open(io.BytesIO(stored)) as kept, Image.open(io.BytesIO(data)) as received:
+        assert not {"exif", "xmp", "comment"} & set(kept.info)
+        assert b"PhoneMaker" not in stored and b"someone" not in stored
+        # the same pixels, not a re-encoded copy
+        assert kept.tobytes() == received.tobytes()
+    assert stored == jpeg_metadata_stripped(data)
+    assert max(_decoded(stored_bytes(image.model_file.name)).size) == 1024
+
+
+def test_only_metadata_that_can_go_without_touching_the_pixels_is_stripped(
+    photos: Photos,
+) -> None:
+    with_metadata = _jpeg_with_metadata(photos.large[0])
+    turned = _jpeg_with_metadata(photos.large[0], orientation=6)
+
+    stripped = jpeg_metadata_stripped(with_metadata)
+
+    assert stripped is not None and len(stripped) < len(with_metadata)
+    assert with_metadata.endswith(stripped[stripped.index(b"\xff\xda") :])  # picture as is
+    assert jpeg_metadata_stripped(stripped) is None  # nothing left to strip
+    assert jpeg_metadata_stripped(turned) is None  # the pixels must turn: re-encoded
+    assert jpeg_metadata_stripped(_webp()) is None
+    assert jpeg_metadata_stripped(with_metadata[:40]) is None  # headers cut short
 
 
 @pytest.mark.django_db
