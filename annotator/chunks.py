@@ -3,7 +3,8 @@
 Provider calls are I/O: a worker process keeps up to ANNOTATOR_CONCURRENCY
 calls in flight on a thread pool shared by the whole process, over one
 provider client (see routing.provider_for); annotator.inflight keeps fewer
-when fewer keep the process's core busy (fast answers). The database is touched only by
+when fewer keep the process's core busy (fast answers), and calls wait for a
+place in the chunk's queue, not in a thread. The database is touched only by
 the task's own thread: the chunk is loaded in bulk up front, the call threads
 do no SQL (image bytes, prompt rendering, the provider call, the shared cache
 for the rate limit and circuit), and outcomes are written in bulk as they
@@ -188,7 +189,7 @@ def annotation_chunk_run(
                 waiting.clear()  # left unfinished: released below
             while waiting and gate.acquire_nowait():
                 work = waiting.popleft()
-                future = call_pool().submit(_call, work, context, stop)
+                future = call_pool().submit(_call, work, context, stop, gate)
                 pending[future] = work
                 future.add_done_callback(start_calls)
         finally:
@@ -300,7 +301,7 @@ def _load(products: list[Product], context: AnnotationContext) -> list[_Work]:
     ]
 
 
-def _call(work: _Work, context: AnnotationContext, stop: threading.Event):
+def _call(work: _Work, context: AnnotationContext, stop: threading.Event, gate: InFlightLimit):
     """Runs in a call thread, holding one of the process's places in flight
     (taken by start_calls, given back here with the call's duration): no SQL here."""
     began = time.monotonic()
@@ -322,7 +323,7 @@ def _call(work: _Work, context: AnnotationContext, stop: threading.Event):
                 stop.set()  # no other thread starts a call the provider will refuse too
             raise
     finally:
-        in_flight_limit().release(time.monotonic() - began)
+        gate.release(time.monotonic() - began)
 
 
 def _stop_message(exc: ProviderError) -> str:
