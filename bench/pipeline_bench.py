@@ -12,7 +12,8 @@ process and their sum, and the peak PSS (shared pages counted once).
     .venv/bin/python bench/pipeline_bench.py [--images 2000] [--latency 0.18 2.0]
         [--repeat 3] [--concurrency 32] [--worker-args "--concurrency 2"]
 
-Needs DATABASE_URL (PostgreSQL; the bench creates and drops <name>_pipeline_bench)
+Needs DATABASE_URL (PostgreSQL; the bench creates and drops <name>_pipeline_bench,
+or <name>$BENCH_DB_SUFFIX when that is set, so two runs can share a server)
 and REDIS_URL (the bench uses it as given: pick a db number of your own).
 Prints JSON (medians of --repeat) and writes bench/results/pipeline_bench.json.
 
@@ -103,7 +104,7 @@ def main() -> None:
     if not base.startswith("postgres") or not os.environ.get("REDIS_URL"):
         sys.exit("set DATABASE_URL (PostgreSQL) and REDIS_URL")
     workdir = Path(tempfile.mkdtemp(prefix="loupe-pipeline-bench-"))
-    dbname = base.rsplit("/", 1)[1] + "_pipeline_bench"
+    dbname = base.rsplit("/", 1)[1] + os.environ.get("BENCH_DB_SUFFIX", "_pipeline_bench")
     database_url = base.rsplit("/", 1)[0] + "/" + dbname
     _recreate_database(base, dbname)
     env = {
