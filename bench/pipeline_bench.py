@@ -13,7 +13,7 @@ process and their sum, and the peak PSS (shared pages counted once).
         [--repeat 3] [--concurrency 32] [--worker-args "--concurrency 2"]
 
 Needs DATABASE_URL (PostgreSQL; the bench creates and drops <name>_pipeline_bench,
-or <name>$BENCH_DB_SUFFIX when that is set, so two runs can share a server)
+or <name><--database-suffix>, so two runs can share a server)
 and REDIS_URL (the bench uses it as given: pick a db number of your own).
 Prints JSON (medians of --repeat) and writes bench/results/pipeline_bench.json.
 
@@ -85,6 +85,11 @@ def main() -> None:
     parser.add_argument("--intake-only", action="store_true", help="time the intake alone")
     parser.add_argument("--skip-dedupe", action="store_true")
     parser.add_argument(
+        "--database-suffix",
+        default="_pipeline_bench",
+        help="the bench's database is DATABASE_URL's name + this (two runs can share a server)",
+    )
+    parser.add_argument(
         "--django-debug",
         action="store_true",
         help="DEBUG on, as before (every SQL statement kept in memory): for comparison only",
@@ -104,7 +109,7 @@ def main() -> None:
     if not base.startswith("postgres") or not os.environ.get("REDIS_URL"):
         sys.exit("set DATABASE_URL (PostgreSQL) and REDIS_URL")
     workdir = Path(tempfile.mkdtemp(prefix="loupe-pipeline-bench-"))
-    dbname = base.rsplit("/", 1)[1] + os.environ.get("BENCH_DB_SUFFIX", "_pipeline_bench")
+    dbname = base.rsplit("/", 1)[1] + args.database_suffix
     database_url = base.rsplit("/", 1)[0] + "/" + dbname
     _recreate_database(base, dbname)
     env = {
