@@ -6,8 +6,8 @@ buys nothing and costs: the threads contend for the GIL, every call in flight
 holds its image and request body, and the answers queue behind each other
 (bench/pipeline_bench.py, 2 processes: 100 in flight per process at 180 ms
 gave 130 images/s and 452 MB against 143 images/s and 385 MB with 32, while
-32 at 2 s gave only 28 images/s; this limit gives 143 images/s and 395 MB at
-180 ms and 81 images/s at 2 s from the one default). So the limit
+32 at 2 s gave only 28 images/s; this limit gives 140-143 images/s and
+395-410 MB at 180 ms and 70-81 images/s at 2 s from the one default). So the limit
 follows Little's law: calls in flight = rate x latency, where the rate a
 process can reach is 1 / (its CPU seconds per call) and the latency is the
 provider's unloaded one (a low percentile of recent calls: under load the

@@ -145,11 +145,21 @@ def clean_jpeg_renditions(data: bytes, *, model_side: int) -> CleanJpeg | None:
     )
 
 
-# Segments that carry metadata rather than the picture: APP1 (EXIF, XMP), APP13
-# (Photoshop/IPTC) and comments. APP0 (JFIF), APP2 (ICC profile), APP14 (Adobe
-# colour transform), tables and frame headers stay: they describe the pixels.
-_METADATA_MARKERS = frozenset({0xE1, 0xED, 0xFE})
+# Segments kept when metadata is stripped: APP0 (JFIF), APP2 only when it holds the
+# ICC colour profile, APP14 (Adobe colour transform), and every non-APP segment
+# before the picture (tables, frame header). Every other APPn (EXIF and XMP in APP1,
+# IPTC in APP13, maker data, FlashPix, MPF) and comments go.
+_APP0, _APP2, _APP14, _APP15, _COMMENT = 0xE0, 0xE2, 0xEE, 0xEF, 0xFE
 _SOS = 0xDA
+_STANDALONE = frozenset({0x01, *range(0xD0, 0xD8)})  # TEM, RST0-7: no length
+
+
+def _is_metadata(marker: int, payload: bytes) -> bool:
+    if marker == _COMMENT:
+        return True
+    if _APP0 < marker <= _APP15 and marker != _APP14:
+        return not (marker == _APP2 and payload.startswith(b"ICC_PROFILE\x00"))
+    return False
 
 
 def jpeg_metadata_stripped(data: bytes) -> bytes | None:
@@ -180,13 +190,17 @@ def jpeg_metadata_stripped(data: bytes) -> bytes | None:
         if marker == 0xFF:  # fill byte
             at += 1
             continue
+        if marker in _STANDALONE:
+            kept += data[at : at + 2]
+            at += 2
+            continue
         if marker == _SOS:  # the entropy-coded picture and the rest, as received
             kept += data[at:]
             return bytes(kept) if removed else None
         length = int.from_bytes(data[at + 2 : at + 4], "big")
-        if length < 2:
+        if length < 2 or at + 2 + length > len(data):
             return None
-        if marker in _METADATA_MARKERS:
+        if _is_metadata(marker, data[at + 4 : at + 2 + length]):
             removed = True
         else:
             kept += data[at : at + 2 + length]

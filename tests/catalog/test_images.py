@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageCms
 
 from catalog import images
 from catalog.images import (
@@ -1019,6 +1019,9 @@ def test_a_jpeg_with_exif_is_normalised_not_stored_as_received(
     assert "exif" not in Image.open(io.BytesIO(stored)).info
 
 
+SRGB_PROFILE = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
 def _jpeg_with_metadata(photo: Path, *, orientation: int = 1) -> bytes:
     exif = Image.Exif()
     exif[0x010F] = "PhoneMaker"  # Make
@@ -1032,6 +1035,7 @@ def _jpeg_with_metadata(photo: Path, *, orientation: int = 1) -> bytes:
             exif=exif.tobytes(),
             xmp=b'<x:xmpmeta xmlns:x="adobe:ns:meta/">author: someone</x:xmpmeta>',
             comment=b"shot at home",
+            icc_profile=SRGB_PROFILE,
         )
 
 
@@ -1052,6 +1056,7 @@ def test_a_jpeg_with_metadata_is_stored_without_it_and_without_reencoding(
     assert (image.sha256, image.byte_size) == (hashlib.sha256(data).hexdigest(), len(data))
     with Image.open(io.BytesIO(stored)) as kept, Image.open(io.BytesIO(data)) as received:
         assert not {"exif", "xmp", "comment"} & set(kept.info)
+        assert kept.info["icc_profile"] == SRGB_PROFILE  # the colours' meaning stays
         assert b"PhoneMaker" not in stored and b"someone" not in stored
         # the same pixels, not a re-encoded copy
         assert kept.tobytes() == received.tobytes()
