@@ -43,6 +43,7 @@ from tests.annotator.conftest import GOOD_ANSWER
 from tests.brokers import broker_unreachable
 from tests.fake_openai import error_reply, reply_with_annotation
 from tests.imageserver import image_server
+from tests.shared_cache import worker_cache_clear
 from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,6 +65,14 @@ pytestmark = [
 def _database_url() -> str:
     db = connection.settings_dict
     return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_worker_cache() -> None:
+    """Each test's workers start from an empty shared cache (tests/shared_cache.py),
+    once per test: a test that kills its workers and starts new ones keeps what the
+    first ones left there."""
+    worker_cache_clear()
 
 
 @contextmanager

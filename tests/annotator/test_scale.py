@@ -29,6 +29,7 @@ from catalog.importers import import_file
 from catalog.models import Product
 from tests.annotator.conftest import GOOD_ANSWER
 from tests.fake_openai import error_reply, reply_with_annotation
+from tests.shared_cache import worker_cache_clear
 from tests.waiting import wait_for
 
 TERMINAL = {"auto_accepted", "needs_review", "failed"}
@@ -347,7 +348,9 @@ def test_failed_products_leave_the_queue_and_annotate_failed_retries_them(
 def test_a_worker_killed_mid_batch_loses_nothing_and_annotates_nothing_twice(
     transactional_db, default_taxonomy, make_products, openai_settings, fake_openai, tmp_path
 ):
-    # given a batch a real worker process is working through, slowly
+    # given a batch a real worker process is working through, slowly (its shared
+    # cache emptied of what earlier test runs left: tests/shared_cache.py)
+    worker_cache_clear()
     fake_openai.latency = 1.0
     fake_openai.default = good
     products = make_products(30)
