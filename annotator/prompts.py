@@ -46,8 +46,7 @@ def render_category_groups(vocabulary: Vocabulary) -> list[str]:
     lines: list[str] = []
     tops_seen: set[str] = set()
     for parent, leaves in groups.items():
-        # a name holding a comma would be ambiguous in a comma list
-        names = (" | " if any("," in leaf for leaf in leaves) else ", ").join(leaves)
+        names = _listed(leaves)
         if not parent:
             lines.append(names)
             continue
@@ -61,6 +60,11 @@ def render_category_groups(vocabulary: Vocabulary) -> list[str]:
             tops_seen.add(top)
         lines.append(f" {rest}: {names}")
     return lines
+
+
+def _listed(names: list[str]) -> str:
+    """Names as a comma list; with " | " when a name holds a comma (ambiguous)."""
+    return (" | " if any("," in name for name in names) else ", ").join(names)
 
 
 def prompt_tokens_estimate(text: str) -> int:
@@ -99,8 +103,7 @@ def _paths_grouped(paths: tuple[str, ...]) -> str:
         groups.setdefault(parent, []).append(leaf)
     parts = []
     for parent, leaves in groups.items():
-        names = (" | " if any("," in leaf for leaf in leaves) else ", ").join(leaves)
-        parts.append(f"{parent} > {names}" if parent else names)
+        parts.append(f"{parent} > {_listed(leaves)}" if parent else _listed(leaves))
     return "; ".join(parts)
 
 

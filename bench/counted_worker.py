@@ -11,6 +11,7 @@ round trip."""
 from __future__ import annotations
 
 import threading
+import time
 
 from celery.signals import worker_process_init
 
@@ -36,8 +37,9 @@ def _counted(method):
 
 @worker_process_init.connect
 def _count_statements(**kwargs) -> None:
-    from django.core.cache import cache
     from django.db.backends.utils import CursorWrapper
+
+    from config.counters import counter_incr
 
     CursorWrapper._execute = _counted(CursorWrapper._execute)
     CursorWrapper._executemany = _counted(CursorWrapper._executemany)
@@ -45,11 +47,10 @@ def _count_statements(**kwargs) -> None:
     def flush() -> None:
         global _count
         while True:
-            threading.Event().wait(1.0)
+            time.sleep(1.0)
             with _lock:
                 count, _count = _count, 0
             if count:
-                cache.add(QUERIES_KEY, 0, timeout=None)
-                cache.incr(QUERIES_KEY, count)
+                counter_incr(QUERIES_KEY, timeout=None, by=count)
 
     threading.Thread(target=flush, name="bench-query-count", daemon=True).start()

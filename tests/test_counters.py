@@ -32,3 +32,9 @@ def test_a_counter_that_vanishes_before_its_increment_is_made_again(monkeypatch)
     assert resets == [True, True]
     monkeypatch.undo()
     assert counter_incr("t:vanishing", timeout=60) == 2
+
+
+def test_a_counter_adds_many_at_once():
+    cache.clear()
+    assert counter_incr("t:batch", timeout=None, by=40) == 40
+    assert counter_incr("t:batch", timeout=None, by=2) == 42

@@ -149,6 +149,20 @@ def test_two_products_with_the_same_photo_make_one_call(
     assert {first.pk, second.pk} == {paid.product_id, reused.product_id}
 
 
+def _another_prompt_version_active(manager) -> PromptVersion:
+    """A copy of the active prompt version, activated: same text, another version."""
+    active = PromptVersion.objects.get(is_active=True)
+    version = prompt_version_create(
+        source=active,
+        user=manager,
+        name="another version",
+        system_prompt=active.system_prompt,
+        user_template=active.user_template,
+    )
+    prompt_version_activate(prompt_version=version, user=manager)
+    return version
+
+
 @pytest.mark.django_db
 def test_dedupe_reuses_across_batches_until_the_prompt_version_changes(
     default_taxonomy, tmp_path, openai_settings, fake_openai, manager
@@ -168,15 +182,7 @@ def test_dedupe_reuses_across_batches_until_the_prompt_version_changes(
     assert (len(fake_openai.requests), again.reused_from_id) == (2, None)
 
     # when another prompt version is active, the same photo is asked again
-    active = PromptVersion.objects.get(is_active=True)
-    version = prompt_version_create(
-        source=active,
-        user=manager,
-        name="shorter",
-        system_prompt=active.system_prompt,
-        user_template=active.user_template,
-    )
-    prompt_version_activate(prompt_version=version, user=manager)
+    version = _another_prompt_version_active(manager)
 
     fresh = annotation_run(product=third, rng=random.Random(1))
 
@@ -208,15 +214,7 @@ def test_dedupe_in_a_worker_reuses_across_batches_until_the_prompt_version_chang
     assert (reused.reused_from_id, reused.cost_usd, reused.attempts) == (paid.pk, 0, 0)
 
     # when another prompt version is active, the same photo is asked again
-    active = PromptVersion.objects.get(is_active=True)
-    version = prompt_version_create(
-        source=active,
-        user=manager,
-        name="another version",
-        system_prompt=active.system_prompt,
-        user_template=active.user_template,
-    )
-    prompt_version_activate(prompt_version=version, user=manager)
+    version = _another_prompt_version_active(manager)
     fresh = annotate_one(third)
 
     assert len(fake_openai.requests) == 2
