@@ -32,6 +32,7 @@ SHARED = {
     "config.celery",
     "config.queue",
     "config.counters",
+    "config.db",
 }
 
 

@@ -17,6 +17,7 @@ from catalog.importers.files import ImportFileError, import_file_check, read_rec
 from catalog.importers.rows import ImportReport
 from catalog.importers.writing import import_rows
 from catalog.models import ImportRun
+from config.db import db_connections_heal
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ def import_run_execute(
         run.status = ImportRun.Status.FAILED
         run.message = f"{exc}. Nothing was imported."[:500]
     except Exception as exc:  # also Celery's SoftTimeLimitExceeded: never stay "running"
+        db_connections_heal()  # the exception may have stopped a query half-way
         reason = stop_reason(exc) if stop_reason else None
         if reason is None:
             logger.exception("import #%s stopped", run.pk)
@@ -133,6 +135,7 @@ def import_run_execute_stored(
 def import_run_fail(*, run_id: int, reason: str) -> None:
     """End a run that was stopped from outside (a time limit, a crash) as failed with the
     reason. A run already finished keeps its outcome."""
+    db_connections_heal()
     ImportRun.objects.filter(pk=run_id).exclude(
         status__in=[ImportRun.Status.DONE, ImportRun.Status.FAILED]
     ).update(status=ImportRun.Status.FAILED, message=reason[:500], finished_at=timezone.now())
