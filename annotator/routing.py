@@ -17,6 +17,16 @@
   (`provider_answered_at`); the first one after the fallback served queues
   the re-annotation sweep (review.tasks.reannotate_fallback, by name: the
   rule of which products may be re-annotated is review's).
+
+A call reads the circuit through its process's view of it (`_CircuitView`),
+refreshed from the shared cache at most every CIRCUIT_VIEW_SECONDS, and
+"answered at" is written at most every ANSWERED_AT_EVERY seconds: three round
+trips to Redis for every answer were a fifth of a worker's CPU at 180 ms a
+call. What a process writes itself (a failure, an opening, a reset) it reads
+afresh at its next call; what another process writes it sees within
+CIRCUIT_VIEW_SECONDS. So "consecutive failures" are consecutive within that
+margin across processes; `circuit_is_open` and `circuit_remaining`, which the
+sweeps and pages use, read the shared cache itself.
 """
 
 from __future__ import annotations
@@ -105,7 +115,68 @@ def circuit_is_open(provider: str) -> bool:
 
 def circuit_remaining(provider: str) -> float:
     """Seconds until the provider's open circuit closes (0: closed)."""
-    return max(0.0, cache.get(f"annotator:circuit:{provider}:open_until", 0) - time.time())
+    return max(0.0, cache.get(_open_key(provider), 0) - time.time())
+
+
+def _open_key(provider: str) -> str:
+    return f"annotator:circuit:{provider}:open_until"
+
+
+def _failures_key(provider: str) -> str:
+    return f"annotator:circuit:{provider}:failures"
+
+
+# How stale a process's view of the shared circuit state may be, and how often an
+# answer writes "the provider answered at" (seconds).
+CIRCUIT_VIEW_SECONDS = 0.5
+ANSWERED_AT_EVERY = 1.0
+
+
+class _CircuitView:
+    """This process's copy of the shared circuit keys of each provider (the failure
+    count, the open circuit, the fallback's mark), read in one round trip when older
+    than CIRCUIT_VIEW_SECONDS. Thread-safe: a stale read by a racing thread costs at
+    most one more refresh."""
+
+    def __init__(self) -> None:
+        self._read: dict[str, tuple[float, dict]] = {}  # provider -> (monotonic, present)
+        self._answered: dict[str, float] = {}  # provider -> when this process wrote it
+
+    def present(self, provider: str) -> dict:
+        """The provider's keys that are set, as {key: value}."""
+        read = self._read.get(provider)
+        now = time.monotonic()
+        if read is None or now - read[0] >= CIRCUIT_VIEW_SECONDS:
+            keys = [_failures_key(provider), _open_key(provider), FALLBACK_SERVED_KEY]
+            read = self._read[provider] = (now, cache.get_many(keys))
+        return read[1]
+
+    def is_open(self, provider: str) -> bool:
+        return self.present(provider).get(_open_key(provider), 0) > time.time()
+
+    def forget(self, provider: str | None = None) -> None:
+        """Read afresh at the next call: after this process wrote the state itself."""
+        if provider is None:
+            self._read.clear()
+            self._answered.clear()
+        else:
+            self._read.pop(provider, None)
+
+    def answered_due(self, provider: str) -> bool:
+        """True at most every ANSWERED_AT_EVERY seconds: the answer that writes it."""
+        now = time.monotonic()
+        if now - self._answered.get(provider, -ANSWERED_AT_EVERY) < ANSWERED_AT_EVERY:
+            return False
+        self._answered[provider] = now
+        return True
+
+
+_view = _CircuitView()
+
+
+def circuit_view_forget() -> None:
+    """Drop this process's view of every circuit (tests that set the shared state)."""
+    _view.forget()
 
 
 # While a circuit is open, one call this often (at most the cooldown) probes the provider.
@@ -134,31 +205,37 @@ def _circuit_probe_take(provider: str) -> bool:
 
 def _circuit_open(provider: str) -> None:
     cooldown = settings.ANNOTATOR_CIRCUIT_COOLDOWN
-    cache.set(f"annotator:circuit:{provider}:open_until", time.time() + cooldown, cooldown)
+    cache.set(_open_key(provider), time.time() + cooldown, cooldown)
     # The first probe goes one interval after the opening, not at once.
     cache.set(circuit_probe_key(provider), 1, _probe_interval())
+    _view.forget(provider)
     log.warning("annotator circuit for %s open for %ss", provider, cooldown)
 
 
 def circuit_record(provider: str, *, ok: bool) -> None:
-    key = f"annotator:circuit:{provider}:failures"
+    """Count a failure (the circuit opens at ANNOTATOR_CIRCUIT_FAILURES in a row), or
+    record an answer: it resets the count, closes an open circuit (it was the probe)
+    and queues the re-annotation sweep after the fallback served. An answer deletes
+    only what the process's view shows set, so most answers make no round trip."""
+    key = _failures_key(provider)
     if ok:
-        # Every answer passes here: one read of what there is to reset, and a
-        # delete only for what is set (was four round trips to the cache a call,
-        # a fifth of a worker thread's time at 180 ms a call).
-        open_key = f"annotator:circuit:{provider}:open_until"
-        present = cache.get_many([key, open_key, FALLBACK_SERVED_KEY])
-        if key in present:
-            cache.delete(key)
-        cache.set(f"annotator:circuit:{provider}:answered_at", time.time(), ANSWERED_AT_TTL)
-        if open_key in present and cache.delete(open_key):
+        present = _view.present(provider)
+        deleted = key in present and bool(cache.delete(key))
+        if _view.answered_due(provider):
+            cache.set(f"annotator:circuit:{provider}:answered_at", time.time(), ANSWERED_AT_TTL)
+        if _open_key(provider) in present and cache.delete(_open_key(provider)):
             # The circuit was open, so this was its probe: the provider is back.
+            deleted = True
             log.warning("annotator circuit for %s closed: the provider answered", provider)
             _send_by_name(RETRIES_RELEASE_TASK, what="the release of the pending retries")
         if FALLBACK_SERVED_KEY in present and cache.delete(FALLBACK_SERVED_KEY):
+            deleted = True
             _reannotation_sweep_queue()  # one thread of one worker wins the delete
+        if deleted or present:
+            _view.forget(provider)
         return
     failures = counter_incr(key, timeout=settings.ANNOTATOR_CIRCUIT_COOLDOWN * 10)
+    _view.forget(provider)
     if failures >= settings.ANNOTATOR_CIRCUIT_FAILURES:
         _circuit_open(provider)
         cache.delete(key)
@@ -229,7 +306,7 @@ def annotate_routed(*, product_id: int, request: AnnotationRequest) -> Served:
     (401/403/404: a fallback would silently serve the whole batch)."""
     arm, name, model = arm_choose(product_id, request.model)
     errors: list[str] = []
-    is_open = circuit_is_open(name)
+    is_open = _view.is_open(name)
     probe = is_open and _circuit_probe_take(name)
     if is_open and not probe:
         errors.append(f"{name}: circuit open")
@@ -262,6 +339,7 @@ def annotate_routed(*, product_id: int, request: AnnotationRequest) -> Served:
         raise ProviderError(errors[-1], retryable=True, attempts=0)
     result = provider_for(fallback).annotate(replace(request, model=fallback))
     cache.set(FALLBACK_SERVED_KEY, time.time(), None)
+    _view.forget(name)
     return Served(arm="fallback", provider=fallback, result=result, errors=errors)
 
 

@@ -50,12 +50,18 @@ def shared_data(request: pytest.FixtureRequest) -> Path:
 
 @pytest.fixture(autouse=True)
 def clear_cache():
-    """Circuit-breaker and rate-limit state must not leak between tests."""
+    """Circuit-breaker and rate-limit state must not leak between tests (nor this
+    process's view of the circuits, which would otherwise outlive the cache's keys
+    by up to half a second)."""
     from django.core.cache import cache
 
+    from annotator.routing import circuit_view_forget
+
     cache.clear()
+    circuit_view_forget()
     yield
     cache.clear()
+    circuit_view_forget()
 
 
 @pytest.fixture(autouse=True)

@@ -7,15 +7,17 @@ import base64
 import io
 import json
 import random
+import time
 from decimal import Decimal
 
 import pytest
+from django.core.cache import cache
 from PIL import Image
 
 from annotator.models import Annotation, PromptVersion
 from annotator.pipeline import annotation_run
 from annotator.providers.base import ProviderError
-from annotator.routing import circuit_is_open
+from annotator.routing import CIRCUIT_VIEW_SECONDS, circuit_is_open, circuit_probe_key
 from catalog.demo import demo_products
 from catalog.models import Product
 from tests.annotator.conftest import GOOD_ANSWER
@@ -257,6 +259,26 @@ def test_repeated_failures_open_the_circuit_and_skip_the_primary(
 
     assert len(fake_openai.requests) == 2  # the third never reached the primary
     assert (third.arm, third.errors) == ("fallback", ["openai: circuit open"])
+
+
+def test_a_circuit_another_process_opened_is_seen_within_the_view_time(
+    default_taxonomy, make_products, openai_settings, fake_openai
+):
+    # given a process whose last call was answered (its view: the circuit closed)
+    openai_settings.ANNOTATOR_FALLBACK_PROVIDER = "local"
+    products = make_products(2)
+    fake_openai.default = lambda request: reply_with_annotation(GOOD_ANSWER)
+    assert run(products[0]).arm == "primary"
+
+    # when another worker opens the circuit (no probe due), and the view's time passes
+    cache.set("annotator:circuit:openai:open_until", time.time() + 60, 60)
+    cache.set(circuit_probe_key("openai"), 1, 60)
+    time.sleep(CIRCUIT_VIEW_SECONDS)
+    second = run(products[1])
+
+    # then this process skips the primary too
+    assert (second.arm, second.errors) == ("fallback", ["openai: circuit open"])
+    assert len(fake_openai.requests) == 1
 
 
 def test_canary_arm_serves_its_share_with_its_own_model(

@@ -19,7 +19,13 @@ from annotator.pipeline import (
     routing_score,
 )
 from annotator.pricing import cost_usd
-from annotator.routing import circuit_is_open, circuit_record, in_canary, rate_limit_wait
+from annotator.routing import (
+    circuit_is_open,
+    circuit_record,
+    in_canary,
+    provider_answered_at,
+    rate_limit_wait,
+)
 from annotator.schema import AnnotationOut
 from catalog.taxonomy.formats import parse_json, taxonomy_load
 from catalog.taxonomy.vocabulary import match_key, vocabulary_current
@@ -260,6 +266,46 @@ def test_a_failure_counts_when_an_answer_resets_the_count_at_the_same_moment(set
     assert cache.get("annotator:circuit:openai:failures") == 1
     circuit_record("openai", ok=False)
     assert circuit_is_open("openai")
+
+
+def test_answers_read_and_write_the_shared_circuit_state_once_per_interval(monkeypatch):
+    # given a process whose calls are answered many times a second
+    calls: list[str] = []
+    inside: list[str] = []  # a cache's get_many may call its own get
+
+    for name in ("get", "get_many", "set", "delete"):
+        real = getattr(cache, name)
+
+        def spy(key, *args, _real=real, _name=name, **kwargs):
+            if not inside:
+                calls.append(_name)
+            inside.append(_name)
+            try:
+                return _real(key, *args, **kwargs)
+            finally:
+                inside.pop()
+
+        monkeypatch.setattr(cache, name, spy)
+
+    # when 50 answers are recorded within the view's half second
+    for _ in range(50):
+        circuit_record("openai", ok=True)
+
+    # then the shared state was read once and "answered at" written once
+    assert calls == ["get_many", "set"]
+    assert provider_answered_at("openai") is not None
+
+
+def test_a_failure_makes_the_next_answer_read_the_state_again_and_reset_it(settings):
+    settings.ANNOTATOR_CIRCUIT_FAILURES, settings.ANNOTATOR_CIRCUIT_COOLDOWN = 2, 60
+    circuit_record("openai", ok=True)  # the view now holds "no failures"
+
+    circuit_record("openai", ok=False)
+    circuit_record("openai", ok=True)  # within the half second: must still reset
+
+    assert cache.get("annotator:circuit:openai:failures") is None
+    circuit_record("openai", ok=False)
+    assert not circuit_is_open("openai")
 
 
 def test_rate_limit_waits_for_the_next_minute_once_the_budget_is_spent(settings):
