@@ -60,6 +60,19 @@ def make_request(title: str = "Men's navy checked cotton shirt") -> AnnotationRe
     )
 
 
+def test_the_schema_is_built_once_per_attribute_set_and_each_caller_gets_its_own_copy():
+    codes = ("color", "fit")
+    first = strict_json_schema(codes)
+    first["properties"]["attributes"]["properties"]["color"] = "changed"
+
+    second = strict_json_schema(codes)
+
+    assert second["properties"]["attributes"]["properties"]["color"] != "changed"
+    assert set(second["properties"]["attributes"]["properties"]) == {"color", "fit"}
+    assert second["properties"]["attributes"]["required"] == ["color", "fit"]
+    assert strict_json_schema(("color",)) != second
+
+
 def test_success_sends_strict_json_schema_and_returns_the_parsed_annotation(fake_openai):
     # given
     fake_openai.queue(reply_with_annotation(ANNOTATION, prompt_tokens=1234, completion_tokens=87))
