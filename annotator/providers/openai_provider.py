@@ -99,8 +99,15 @@ class OpenAIProvider:
             delay: float | None = None
             status: int | None = None
             try:
-                completion = self._client.chat.completions.create(
-                    **self._params(request, repair=repair)
+                # The SDK's own POST, not `chat.completions.create`: that walks every
+                # parameter against its type hints to rename and encode them (~0.8 ms
+                # of CPU a call, a tenth of a worker's CPU per image), and these
+                # parameters are already what the API takes. Same client, retries off,
+                # errors and response parsing as `create`.
+                completion = self._client.post(
+                    "/chat/completions",
+                    body=self._params(request, repair=repair),
+                    cast_to=ChatCompletion,
                 )
             except openai.APIStatusError as exc:
                 status, detail = exc.status_code, self._redact(_error_detail(exc))
