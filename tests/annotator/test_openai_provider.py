@@ -121,6 +121,22 @@ def test_success_sends_strict_json_schema_and_returns_the_parsed_annotation(fake
     assert sleeps == []
 
 
+def test_any_title_arrives_as_written_beside_the_image(fake_openai):
+    # given a title with quotes, backslashes, control and non-ASCII characters,
+    # and text that looks like the image's place in the request
+    title = 'Robe "été" \\ 100% soie\t\u2028 "data:image/jpeg;base64,"'
+    fake_openai.queue(reply_with_annotation(ANNOTATION))
+    provider, _ = make_provider(fake_openai)
+
+    provider.annotate(make_request(title))
+
+    [sent] = fake_openai.requests
+    text, image = sent["messages"][1]["content"]
+    assert text["text"] == f"Product title: {title}"
+    assert base64.b64decode(image["image_url"]["url"].split(",", 1)[1]) == IMAGE
+    assert sent.headers["content-type"] == "application/json"
+
+
 def test_429_with_retry_after_waits_exactly_that_long(fake_openai):
     # given
     fake_openai.queue(
