@@ -4,9 +4,11 @@ import ctypes
 import ctypes.util
 import os
 
-from celery import Celery
+from celery import Celery, states
 from celery.signals import (
     before_task_publish,
+    task_postrun,
+    task_prerun,
     worker_process_init,
     worker_ready,
     worker_shutting_down,
@@ -40,6 +42,37 @@ def worker_decides_time_limits(headers: dict | None = None, **kwargs) -> None:
     """
     if headers is not None and "timelimit" in headers:
         headers["timelimit"] = [None, None]
+
+
+def _in_worker(task) -> bool:
+    """Not a task run eagerly in the caller's own thread (its connection is the caller's)."""
+    return task is not None and not getattr(task.request, "is_eager", False)
+
+
+@task_prerun.connect
+def database_connections_check(task=None, **kwargs) -> None:
+    """Before a task, what Django does before a web request: close connections
+    past CONN_MAX_AGE or that failed (CELERY_DB_REUSE_MAX keeps them across tasks)."""
+    from django.db import close_old_connections
+
+    if _in_worker(task):
+        close_old_connections()
+
+
+@task_postrun.connect
+def database_connections_tidy(task=None, state: str | None = None, **kwargs) -> None:
+    """After a task, the same; a failed task may have been stopped inside a query
+    (a soft time limit), which leaves the connection unusable without a database
+    error Django would notice, so a failure checks the connection itself."""
+    from django.db import close_old_connections
+
+    from config.db import db_connections_heal
+
+    if not _in_worker(task):
+        return
+    if state == states.FAILURE:
+        db_connections_heal()
+    close_old_connections()
 
 
 M_ARENA_MAX = -8  # glibc's mallopt parameter

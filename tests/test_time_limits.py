@@ -1,6 +1,7 @@
 """Celery time limits fire in a real prefork worker (a subprocess: the solo pool of the
 `celery_worker` fixture enforces no hard limit) and the import run ends `failed` with
-the reason, whichever limit stopped it.
+the reason, whichever limit stopped it. The same worker keeps its database connection
+from one task to the next (Celery's Django fixup would close it after each).
 
 The import is made slow by its size (images go to intake jobs since imports queue them,
 so a slow image host no longer slows the import itself): 300,000 rows take far longer
@@ -143,3 +144,35 @@ def test_hard_time_limit_kills_the_task_and_ends_the_import_failed(tmp_path):
         "the import took longer than 2 s and was stopped; rows imported before that are kept"
     )
     _assert_counts_are_what_was_committed(run)
+
+
+def _worker_backends() -> set[tuple[int, str]]:
+    """(pid, start) of the database's server processes other than this test's."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid, backend_start::text FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return set(cursor.fetchall())
+
+
+def _succeeded(log: Path, count: int) -> bool:
+    return log.read_text().count("succeeded in") >= count
+
+
+@pytest.mark.skipif(
+    "postgresql" not in settings.DATABASES["default"]["ENGINE"],
+    reason="reads PostgreSQL's pg_stat_activity",
+)
+def test_a_worker_process_keeps_its_database_connection_across_tasks(tmp_path):
+    log = tmp_path / "worker.log"
+    with prefork_worker(soft=60, hard=90, log=log):
+        tasks.requeue_queued_imports.delay()  # a task that queries the database
+        assert wait_for(lambda: _succeeded(log, 1), timeout=60), log.read_text()
+        after_first = _worker_backends()
+        for _ in range(4):
+            tasks.requeue_queued_imports.delay()
+        assert wait_for(lambda: _succeeded(log, 5), timeout=60), log.read_text()
+
+        # the server process that served the first task still serves the worker
+        assert after_first & _worker_backends(), (after_first, _worker_backends())
