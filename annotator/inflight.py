@@ -1,13 +1,16 @@
 """How many provider calls a worker process keeps in flight.
 
-A call is mostly waiting: at 180 ms a call a process needs ~30 calls in flight
-to keep its core busy, at 2 s several hundred. More than the core can serve
-buys nothing and costs: the threads contend for the GIL, every call in flight
-holds its image and request body, and the answers queue behind each other
+A call is mostly waiting: at 180 ms a call a process needs ~40-60 calls in
+flight to keep its core busy (at ~4.5 ms of CPU a call), at 2 s several
+hundred. More than the core can serve buys nothing and costs: the threads
+contend for the GIL, every call in flight holds its image and request body,
+and the answers queue behind each other
 (bench/pipeline_bench.py, 2 processes: 100 in flight per process at 180 ms
 gave 130 images/s and 452 MB against 143 images/s and 385 MB with 32, while
-32 at 2 s gave only 28 images/s; this limit gives 140-143 images/s and
-395-410 MB at 180 ms and 70-81 images/s at 2 s from the one default). So the limit
+32 at 2 s gave only 28 images/s; this limit gave 140-143 images/s and
+395-410 MB at 180 ms and 70-81 images/s at 2 s from the one default, and
+follows the CPU per call down: once calls cost 4.4 ms instead of ~10, 232-269
+images/s and 394-402 MB at 180 ms, 84-92 at 2 s). So the limit
 follows Little's law: calls in flight = rate x latency, where the rate a
 process can reach is 1 / (its CPU seconds per call) and the latency is the
 provider's unloaded one (a low percentile of recent calls: under load the

@@ -220,18 +220,17 @@ def circuit_record(provider: str, *, ok: bool) -> None:
     key = _failures_key(provider)
     if ok:
         present = _view.present(provider)
-        deleted = key in present and bool(cache.delete(key))
+        if key in present:
+            cache.delete(key)
         if _view.answered_due(provider):
             cache.set(f"annotator:circuit:{provider}:answered_at", time.time(), ANSWERED_AT_TTL)
         if _open_key(provider) in present and cache.delete(_open_key(provider)):
             # The circuit was open, so this was its probe: the provider is back.
-            deleted = True
             log.warning("annotator circuit for %s closed: the provider answered", provider)
             _send_by_name(RETRIES_RELEASE_TASK, what="the release of the pending retries")
         if FALLBACK_SERVED_KEY in present and cache.delete(FALLBACK_SERVED_KEY):
-            deleted = True
             _reannotation_sweep_queue()  # one thread of one worker wins the delete
-        if deleted or present:
+        if present:  # something was reset here or by another thread: read it afresh
             _view.forget(provider)
         return
     failures = counter_incr(key, timeout=settings.ANNOTATOR_CIRCUIT_COOLDOWN * 10)
