@@ -233,9 +233,13 @@ def annotation_chunk_run(
                         outcome.stop_message = _stop_message(exc)
                     continue
                 if exc.retryable and (work.product.pk not in last_try or not exc.attempts):
-                    outcome.retry.append(work.product.pk)
+                    # The products waiting on this photo's answer go with it.
+                    again = [work.product.pk] + [
+                        f.product.pk for f in followers.pop((work.image.sha256, work.model), [])
+                    ]
+                    outcome.retry += again
                     if not exc.attempts:  # the circuit was open: not a try
-                        not_tried.add(work.product.pk)
+                        not_tried.update(again)
                     continue
                 fields = provider_error_fields(exc, model=work.model)
                 rows.append((work.product.pk, {"image": work.image, **fields}))

@@ -42,6 +42,23 @@ def default_taxonomy(db):
 _drawn = functools.lru_cache(maxsize=None)(draw_product_image)
 
 
+def import_same_photo(tmp_path: Path, count: int) -> list[Product]:
+    """`count` products (distinct SKUs) whose CSV rows point at one photo file."""
+    folder = tmp_path / "same-photo"
+    folder.mkdir()
+    product = demo_products(count=1)[0]
+    (folder / "photo.jpg").write_bytes(_drawn(product))
+    path = folder / "products.csv"
+    with path.open("w", newline="", encoding="utf-8") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(["sku", "title", "image_path"])
+        for n in range(count):
+            writer.writerow([f"SAME-{n}", f"Striped tee {n}", "photo.jpg"])
+    run = import_file(path=path, images_dir=folder, queue_images=False)
+    assert (run.rows_failed, run.images_failed) == (0, 0)
+    return list(Product.objects.filter(sku__startswith="SAME-").order_by("sku"))
+
+
 @pytest.fixture
 def make_products(tmp_path):
     """Import drawn demo products through the real importer; returns them by SKU order."""

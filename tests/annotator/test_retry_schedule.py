@@ -26,7 +26,7 @@ from annotator.services import (
     chunks_dispatch,
 )
 from catalog.models import Product
-from tests.annotator.conftest import GOOD_ANSWER
+from tests.annotator.conftest import GOOD_ANSWER, import_same_photo
 from tests.brokers import broker_unreachable
 from tests.fake_openai import error_reply, reply_with_annotation
 from tests.waiting import wait_for
@@ -73,6 +73,37 @@ def test_a_provider_outage_schedules_the_next_try_on_the_lease(
     assert Product.objects.get(pk=product.pk).status == "auto_accepted"
     assert not AnnotationLease.objects.exists()
     assert batch_progress(batch).percent == 100
+
+
+@pytest.mark.django_db
+def test_products_waiting_on_the_same_photo_are_scheduled_with_the_call_that_failed(
+    default_taxonomy, tmp_path, openai_settings, fake_openai
+):
+    # given three products with one photo in a batch (one call, two wait on its
+    # answer) and a provider that is down, no fallback
+    products = import_same_photo(tmp_path, 3)
+    batch = annotation_batch_create(products=Product.objects.all(), description="same photo")
+    fake_openai.default = lambda request: error_reply(503, "overloaded")
+
+    # when a worker runs the chunk
+    outcome = annotation_chunk_run(product_ids=[p.pk for p in products], batch_id=batch.pk)
+
+    # then one call was tried, and all three are scheduled for the next try, unclaimed
+    # (not left held until their lease expires)
+    assert len(fake_openai.requests) == 2  # one call + one SDK retry
+    assert sorted(outcome.retry) == sorted(p.pk for p in products)
+    leases = AnnotationLease.objects.filter(product__in=products)
+    assert {(lease.owner, lease.expires_at, lease.retries) for lease in leases} == {("", None, 1)}
+    assert all(lease.retry_at > timezone.now() for lease in leases)
+
+    # and when the provider is back and the try is due: one call serves all three
+    fake_openai.default = lambda request: reply_with_annotation(GOOD_ANSWER)
+    for product in products:
+        _due_now(product)
+    annotation_chunk_run(product_ids=[p.pk for p in products], batch_id=batch.pk)
+    assert len(fake_openai.requests) == 3
+    assert set(Product.objects.values_list("status", flat=True)) == {"auto_accepted"}
+    assert Annotation.objects.filter(reused_from__isnull=False).count() == 2
 
 
 @pytest.mark.django_db

@@ -4,7 +4,6 @@ worker killed with SIGKILL in the middle of a batch."""
 
 from __future__ import annotations
 
-import csv
 import io
 import os
 import random
@@ -24,10 +23,8 @@ from annotator.pipeline import annotation_run
 from annotator.prompt_versions import prompt_version_activate, prompt_version_create
 from annotator.routing import circuit_is_open, in_canary
 from annotator.services import annotation_batch_create, annotation_requeue_stale, batch_progress
-from catalog.demo import demo_products, draw_product_image
-from catalog.importers import import_file
 from catalog.models import Product
-from tests.annotator.conftest import GOOD_ANSWER
+from tests.annotator.conftest import GOOD_ANSWER, import_same_photo
 from tests.fake_openai import error_reply, reply_with_annotation
 from tests.shared_cache import worker_cache_clear
 from tests.waiting import wait_for
@@ -108,28 +105,11 @@ def test_fallback_and_circuit_breaker_under_concurrency(
     assert len(fake_openai.requests) < 8  # the open circuit skipped the primary
 
 
-def _import_same_photo(tmp_path: Path, count: int) -> list[Product]:
-    """`count` products (distinct SKUs) whose CSV rows point at one photo file."""
-    folder = tmp_path / "same-photo"
-    folder.mkdir()
-    product = demo_products(count=1)[0]
-    (folder / "photo.jpg").write_bytes(draw_product_image(product))
-    path = folder / "products.csv"
-    with path.open("w", newline="", encoding="utf-8") as stream:
-        writer = csv.writer(stream)
-        writer.writerow(["sku", "title", "image_path"])
-        for n in range(count):
-            writer.writerow([f"SAME-{n}", f"Striped tee {n}", "photo.jpg"])
-    run = import_file(path=path, images_dir=folder, queue_images=False)
-    assert (run.rows_failed, run.images_failed) == (0, 0)
-    return list(Product.objects.filter(sku__startswith="SAME-").order_by("sku"))
-
-
 def test_two_products_with_the_same_photo_make_one_call(
     default_taxonomy, tmp_path, openai_settings, fake_openai, celery_worker
 ):
     # given two products with the same photo in one batch
-    first, second = _import_same_photo(tmp_path, 2)
+    first, second = import_same_photo(tmp_path, 2)
     fake_openai.default = good
 
     batch = annotate_all()
@@ -167,7 +147,7 @@ def _another_prompt_version_active(manager) -> PromptVersion:
 def test_dedupe_reuses_across_batches_until_the_prompt_version_changes(
     default_taxonomy, tmp_path, openai_settings, fake_openai, manager
 ):
-    first, second, third = _import_same_photo(tmp_path, 3)
+    first, second, third = import_same_photo(tmp_path, 3)
     fake_openai.default = good
 
     paid = annotation_run(product=first, rng=random.Random(1))
@@ -196,7 +176,7 @@ def test_dedupe_in_a_worker_reuses_across_batches_until_the_prompt_version_chang
     # given three products with one photo, annotated in separate batches by a worker;
     # the worker re-reads the active prompt at once (it keeps it ANNOTATOR_CONTEXT_TTL s)
     openai_settings.ANNOTATOR_CONTEXT_TTL = 0
-    first, second, third = _import_same_photo(tmp_path, 3)
+    first, second, third = import_same_photo(tmp_path, 3)
     fake_openai.default = good
 
     def annotate_one(product: Product) -> Annotation:
