@@ -59,6 +59,7 @@ from annotator.retrying import PROVIDER_MAX_RETRIES, provider_retry_delay
 from annotator.routing import annotate_routed, arm_choose, circuit_remaining, provider_models
 from catalog.intake import annotation_wait
 from catalog.models import Product, ProductImage
+from config.malloc import malloc_trim_now_and_then
 
 log = logging.getLogger(__name__)
 
@@ -267,6 +268,7 @@ def annotation_chunk_run(
                     else:
                         waiting.append(follower)
         start_calls()
+        malloc_trim_now_and_then()
         now = time.monotonic()
         if rows and (len(rows) >= FLUSH_ROWS or now - last_flush >= FLUSH_EVERY_S):
             flush()

@@ -1,7 +1,5 @@
 """The Celery app. Tasks live in each app's tasks.py and are autodiscovered."""
 
-import ctypes
-import ctypes.util
 import os
 
 from celery import Celery, states
@@ -75,28 +73,12 @@ def database_connections_tidy(task=None, state: str | None = None, **kwargs) -> 
     close_old_connections()
 
 
-M_ARENA_MAX = -8  # glibc's mallopt parameter
-
-
 @worker_process_init.connect
 def fewer_malloc_arenas(**kwargs) -> None:
-    """A worker process runs ANNOTATOR_CONCURRENCY call threads; glibc gives
-    threads up to 8 malloc arenas per core, and image and request buffers
-    scattered over them stay resident. Two arenas cost no measurable speed
-    and ~12 MB per process (bench/pipeline_bench.py, MALLOC_ARENA_MAX=2 vs
-    default). Same as the MALLOC_ARENA_MAX environment variable; no-op off glibc.
+    """Each worker process runs many call threads (config/malloc.py)."""
+    from config.malloc import malloc_arenas_limit
 
-    Not done: a fixed 64 KB mmap threshold (MALLOC_MMAP_THRESHOLD_=65536) saved
-    another ~7 MB per process but cost 1.8 ms CPU per image annotated and 8 ms
-    per image taken in (every buffer mapped and zeroed afresh): measured against
-    glibc's default in the same session."""
-    name = ctypes.util.find_library("c")
-    if not name or os.environ.get("MALLOC_ARENA_MAX"):
-        return
-    try:
-        ctypes.CDLL(name).mallopt(M_ARENA_MAX, 2)
-    except (OSError, AttributeError):
-        return
+    malloc_arenas_limit()
 
 
 @worker_ready.connect

@@ -7,6 +7,7 @@ import base64
 import email.utils
 import time
 
+import httpcore2
 import pytest
 
 from annotator.providers.base import AnnotationRequest, ProviderError
@@ -135,6 +136,20 @@ def test_any_title_arrives_as_written_beside_the_image(fake_openai):
     assert text["text"] == f"Product title: {title}"
     assert base64.b64decode(image["image_url"]["url"].split(",", 1)[1]) == IMAGE
     assert sent.headers["content-type"] == "application/json"
+
+
+def test_an_answer_larger_than_the_read_buffer_arrives_whole(fake_openai):
+    # given an answer several times the client's 8 KB read size (many long tags)
+    long_tags = [f"{'very long search keyword ' * 200}{n}" for n in range(8)]
+    fake_openai.queue(reply_with_annotation(ANNOTATION | {"tags": long_tags}))
+    provider, _ = make_provider(fake_openai)
+
+    result = provider.annotate(make_request())
+
+    # then it is read to its end and parsed
+    assert len(result.raw_text) > 4 * httpcore2.HTTP11Connection.READ_NUM_BYTES
+    assert result.parse_error == ""
+    assert result.annotation.tags == long_tags
 
 
 def test_429_with_retry_after_waits_exactly_that_long(fake_openai):
