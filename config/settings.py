@@ -307,7 +307,7 @@ globals().update(celery_queues(env.CELERY_DEFAULT_QUEUE, CELERY_IMAGE_QUEUE))
 # worker, so it is Redis in production and a file cache on one machine.
 CACHES = {
     "default": (
-        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        {"BACKEND": "config.cache.RedisCache", "LOCATION": REDIS_URL}
         if REDIS_URL
         else {
             "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
