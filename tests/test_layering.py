@@ -33,6 +33,7 @@ SHARED = {
     "config.queue",
     "config.counters",
     "config.db",
+    "config.malloc",
 }
 
 

@@ -45,12 +45,14 @@ REPAIR_PROMPT = (
 _IMAGE_MARK = f"loupe-image-{secrets.token_hex(16)}"
 
 # httpcore reads a response with `sock.recv(READ_NUM_BYTES)`, whose buffer is
-# allocated before the call blocks: every call waiting for its answer held 64 KB
-# (~110 KB of a worker's RSS per call in flight with malloc's overhead: 44.5
-# against 59.0 MB at 128 in flight, 2 s a call, one process). An answer is at most
-# ~4 KB (MAX_OUTPUT_TOKENS) plus headers: one read of 8 KB, two at worst. This
-# process's only httpcore client is the provider's (images are fetched with
-# http.client, catalog/images.py).
+# allocated before the call blocks: every call waiting for its answer held 64 KB,
+# ~110 KB of RSS with malloc's overhead (one process, 128 calls in flight at 2 s:
+# 44.5 MB over its idle size with 4 KB reads against 59.0 with 64 KB). With the
+# heap trim of config/malloc.py, bench/pipeline_bench.py's plain worker went
+# from 455.8 to 422.5 MB RSS at 2 s, 412.5 to 392.4 at 180 ms (same session). An
+# answer is at most ~4 KB (MAX_OUTPUT_TOKENS) plus headers: one read of 8 KB, two
+# at worst. This process's only httpcore client is the provider's (images are
+# fetched with http.client, catalog/images.py).
 httpcore2.HTTP11Connection.READ_NUM_BYTES = 8 * 1024
 
 _FORMATS = ("json_schema", "json_object", "none")
