@@ -41,13 +41,9 @@ def malloc_arenas_limit(arenas: int = 2) -> None:
     another ~7 MB per process but cost 1.8 ms CPU per image annotated and 8 ms
     per image taken in (every buffer mapped and zeroed afresh): measured against
     glibc's default in the same session."""
-    libc = _libc()
-    if libc is None or os.environ.get("MALLOC_ARENA_MAX"):
-        return
-    try:
-        libc.mallopt(M_ARENA_MAX, arenas)
-    except AttributeError:
-        return
+    mallopt = getattr(_libc(), "mallopt", None)
+    if mallopt is not None and not os.environ.get("MALLOC_ARENA_MAX"):
+        mallopt(M_ARENA_MAX, arenas)
 
 
 _trimmed_at = 0.0
