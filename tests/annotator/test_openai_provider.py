@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import base64
 import email.utils
+import random
 import time
+from dataclasses import replace
 
 import httpcore2
 import pytest
@@ -136,6 +138,28 @@ def test_any_title_arrives_as_written_beside_the_image(fake_openai):
     assert text["text"] == f"Product title: {title}"
     assert base64.b64decode(image["image_url"]["url"].split(",", 1)[1]) == IMAGE
     assert sent.headers["content-type"] == "application/json"
+
+
+@pytest.mark.parametrize("size", [99_999, 100_000, 100_001])
+def test_each_attempt_sends_the_whole_image_in_a_body_of_the_declared_length(fake_openai, size):
+    # given an image whose size is 0, 1 or 2 past a multiple of 3 (the three
+    # base64 paddings), tried twice (a 500, then an answer)
+    image = random.Random(size).randbytes(size)
+    fake_openai.queue(error_reply(500, "boom"), reply_with_annotation(ANNOTATION))
+    provider, _ = make_provider(fake_openai)
+
+    result = provider.annotate(replace(make_request(), image_jpeg=image))
+
+    # then each attempt sent the whole image, in a body of the length it
+    # declared (the client's HTTP library refuses to send more or less; the
+    # server reads that many bytes and parses them), not chunked
+    assert result.attempts == 2
+    assert len(fake_openai.requests) == 2
+    for sent in fake_openai.requests:
+        url = sent["messages"][1]["content"][1]["image_url"]["url"]
+        assert base64.b64decode(url.split(",", 1)[1], validate=True) == image
+        assert "transfer-encoding" not in sent.headers
+        assert "content-length" in sent.headers
 
 
 def test_an_answer_larger_than_the_read_buffer_arrives_whole(fake_openai):
