@@ -10,12 +10,14 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db.backends.signals import connection_created
 from django.urls import reverse
 
 from annotator.models import Annotation, AnnotationBatch, AnnotationLease, PromptVersion
@@ -51,12 +53,25 @@ def test_one_worker_process_keeps_many_calls_in_flight(
     fake_openai.latency = 0.4
     fake_openai.default = good
     make_products(24)
+    opened_in: list[str] = []
+
+    def record_thread(**kwargs) -> None:
+        opened_in.append(threading.current_thread().name)
 
     # when
-    batch = annotate_all()
+    connection_created.connect(record_thread)
+    try:
+        batch = annotate_all()
+    finally:
+        connection_created.disconnect(record_thread)
 
     # then the one worker process (solo pool: one task at a time) had 8 calls at once
     assert fake_openai.in_flight_max == 8
+    # and its call threads opened no database connection (Django opens one per
+    # thread that runs a query): connections per process, not per call in flight
+    call_threads = {t.name for t in threading.enumerate() if t.name.startswith("annotator-call")}
+    assert len(call_threads) >= 8  # (earlier tests of this process may have left theirs)
+    assert not call_threads & set(opened_in)
     assert batch_progress(batch).auto_accepted == 24
     assert len(fake_openai.requests) == 24
     assert set(Product.objects.values_list("status", flat=True)) == {"auto_accepted"}
