@@ -16,7 +16,7 @@ from PIL import Image
 
 from annotator.models import Annotation, PromptVersion
 from annotator.pipeline import annotation_context, annotation_context_clear, annotation_run
-from annotator.prompt_versions import prompt_version_activate, prompt_version_create
+from annotator.prompt_versions import prompt_version_activate
 from annotator.providers.base import ProviderError
 from annotator.routing import CIRCUIT_VIEW_SECONDS, circuit_is_open, circuit_probe_key
 from catalog.demo import demo_products
@@ -326,22 +326,16 @@ def test_the_local_provider_needs_no_key_and_no_network(default_taxonomy, make_p
 
 
 def test_the_prompt_taxonomy_and_thresholds_are_read_once_per_context_ttl(
-    default_taxonomy, settings, django_assert_num_queries, taxonomist
+    default_taxonomy, settings, django_assert_num_queries, taxonomist, v2
 ):
     # given a worker that keeps its annotation context for a few seconds
     settings.ANNOTATOR_CONTEXT_TTL = 5.0
     annotation_context_clear()
     first = annotation_context()
+    assert first.prompt.pk != v2.pk
 
-    # when a prompt version is activated meanwhile, the next call within the TTL
-    # reads nothing from the database and keeps the context it has
-    v2 = prompt_version_create(
-        source=first.prompt,
-        user=taxonomist,
-        system_prompt=first.prompt.system_prompt + "\nBe brief.",
-        user_template=first.prompt.user_template,
-        name="v2",
-    )
+    # when another prompt version is activated meanwhile, the next call within
+    # the TTL reads nothing from the database and keeps the context it has
     prompt_version_activate(prompt_version=v2, user=taxonomist)
     with django_assert_num_queries(0):
         assert annotation_context() is first
@@ -349,4 +343,3 @@ def test_the_prompt_taxonomy_and_thresholds_are_read_once_per_context_ttl(
     # then once the TTL has passed, the next call reads the new version
     settings.ANNOTATOR_CONTEXT_TTL = 0.0
     assert annotation_context().prompt.pk == v2.pk
-    annotation_context_clear()
